@@ -1,0 +1,46 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
+import { AppConfig, ConfigModule } from '@app/config';
+import { ProjectsModule } from '@app/projects';
+import { RedisModule } from '@app/redis';
+import { StorageModule } from '@app/storage';
+import { TasksModule } from '@app/tasks';
+import { ApiKeyGuard } from './auth/api-key.guard';
+import { DomainExceptionFilter } from './common/domain-exception.filter';
+import { HealthController } from './health/health.controller';
+import { RedisHealthIndicator } from './health/redis.health';
+import { StorageHealthIndicator } from './health/storage.health';
+import { WorkersHealthIndicator } from './health/workers.health';
+import { MediaController } from './media/media.controller';
+import { ProjectsController } from './projects/projects.controller';
+import { TasksController } from './tasks/tasks.controller';
+import { TaskViews } from './tasks/task-views';
+import { WorkersController } from './workers/workers.controller';
+
+/** The REST API. It never loads tfjs, sharp or ffmpeg. */
+@Module({})
+export class ApiModule {
+  static register(config: AppConfig): DynamicModule {
+    return {
+      module: ApiModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        RedisModule,
+        TasksModule,
+        ProjectsModule,
+        StorageModule,
+        TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
+      ],
+      controllers: [TasksController, ProjectsController, WorkersController, HealthController, MediaController],
+      providers: [
+        TaskViews,
+        RedisHealthIndicator,
+        StorageHealthIndicator,
+        WorkersHealthIndicator,
+        { provide: APP_GUARD, useClass: ApiKeyGuard },
+        { provide: APP_FILTER, useClass: DomainExceptionFilter },
+      ],
+    };
+  }
+}

@@ -1,0 +1,34 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { HealthIndicatorService } from '@nestjs/terminus';
+import { Redis } from 'ioredis';
+
+/** PING with a bound: a probe must never hang on a dead connection. */
+@Injectable()
+export class RedisHealthIndicator {
+  constructor(
+    @Inject(Redis) private readonly redis: Redis,
+    private readonly indicators: HealthIndicatorService,
+  ) {}
+
+  async check(key = 'redis', timeoutMs = 1000) {
+    const indicator = this.indicators.check(key);
+    const started = Date.now();
+    try {
+      if (this.redis.status !== 'ready') throw new Error(`connection ${this.redis.status}`);
+      await withTimeout(this.redis.ping(), timeoutMs);
+      return indicator.up({ latency_ms: Date.now() - started });
+    } catch (err) {
+      return indicator.down({ message: (err as Error).message });
+    }
+  }
+}
+
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

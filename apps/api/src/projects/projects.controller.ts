@@ -1,0 +1,48 @@
+import { Controller, Get, NotFoundException, Param, Query } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiSecurity,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import { TaskRepository, type ProjectScope } from '@app/tasks';
+import { Scope } from '../auth/principal.decorator';
+import { ListTasksQuery } from '../tasks/dto/list-tasks.query';
+import { ErrorResponseDto, TaskListResponseDto } from '../tasks/dto/task-responses.dto';
+import { TaskViews } from '../tasks/task-views';
+import { ProjectIdPipe } from './project-id.pipe';
+
+@ApiTags('projects')
+@ApiSecurity('api-key')
+@ApiUnauthorizedResponse({ type: ErrorResponseDto })
+@Controller('projects')
+export class ProjectsController {
+  constructor(
+    private readonly tasks: TaskRepository,
+    private readonly views: TaskViews,
+  ) {}
+
+  @Get(':project_id/tasks')
+  @ApiOperation({ summary: "A project's tasks, newest first, filtered and paginated" })
+  @ApiOkResponse({ type: TaskListResponseDto })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'A query parameter is invalid' })
+  async list(
+    @Scope() scope: ProjectScope,
+    @Param('project_id', ProjectIdPipe) projectId: string,
+    @Query() query: ListTasksQuery,
+  ): Promise<TaskListResponseDto> {
+    if (scope && !scope.includes(projectId)) throw new NotFoundException(`Project ${projectId} not found`);
+    const { tasks, total } = await this.tasks.list(projectId, query);
+    return {
+      tasks: await Promise.all(tasks.map((t) => this.views.listItem(t))),
+      pagination: {
+        page: query.page,
+        limit: query.limit,
+        total,
+        total_pages: Math.ceil(total / query.limit),
+      },
+    };
+  }
+}

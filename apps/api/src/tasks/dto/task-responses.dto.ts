@@ -1,0 +1,85 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { TASK_STATUSES, type TaskStatus } from '@app/tasks';
+
+export class SubmitTaskResponseDto {
+  @ApiProperty({ format: 'uuid' }) task_id!: string;
+  @ApiProperty({ enum: ['queued'] }) status!: TaskStatus;
+  @ApiProperty() project_id!: string;
+  @ApiProperty({ description: 'Seconds a typical run takes' }) estimated_duration!: number;
+  @ApiProperty({ description: 'Rank among the waiting jobs of its queue (1 = next); 0 = already started' })
+  queue_position!: number;
+  @ApiProperty({ format: 'date-time' }) created_at!: string;
+}
+
+export class TaskResultDto {
+  @ApiProperty({ description: 'Where the output can be downloaded (signed, expires)' }) media_url!: string;
+  @ApiProperty({ nullable: true, type: String }) payload_media_id!: string | null;
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    example: { resolution: '1024x1024', file_size: 182734, format: 'JPEG', seed: 42, backend: 'wasm' },
+  })
+  metadata!: Record<string, unknown>;
+}
+
+export class TaskStatusResponseDto {
+  @ApiProperty({ format: 'uuid' }) task_id!: string;
+  @ApiProperty() project_id!: string;
+  @ApiProperty({ enum: TASK_STATUSES }) status!: TaskStatus;
+  @ApiProperty({ minimum: 0, maximum: 1 }) progress!: number;
+  @ApiProperty({ example: 'generating_image' }) current_step!: string;
+  @ApiProperty({ type: TaskResultDto, nullable: true }) result!: TaskResultDto | null;
+  @ApiProperty({ type: String, nullable: true }) error!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) started_at!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) completed_at!: string | null;
+}
+
+export class TaskListItemDto {
+  @ApiProperty({ format: 'uuid' }) task_id!: string;
+  @ApiProperty() task_type!: string;
+  @ApiProperty({ enum: TASK_STATUSES }) status!: TaskStatus;
+  @ApiProperty({ format: 'date-time' }) created_at!: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) completed_at!: string | null;
+  @ApiProperty({ type: String, nullable: true }) result_url!: string | null;
+}
+
+export class PaginationDto {
+  @ApiProperty() page!: number;
+  @ApiProperty() limit!: number;
+  @ApiProperty() total!: number;
+  @ApiProperty() total_pages!: number;
+}
+
+export class TaskListResponseDto {
+  @ApiProperty({ type: [TaskListItemDto] }) tasks!: TaskListItemDto[];
+  @ApiProperty({ type: PaginationDto }) pagination!: PaginationDto;
+}
+
+export class ErrorResponseDto {
+  @ApiProperty({ example: 400 }) statusCode!: number;
+  @ApiProperty({ example: 'Bad Request' }) error!: string;
+  @ApiProperty({
+    oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+    example: ['task_data.width must not be greater than 2048'],
+  })
+  message!: string | string[];
+}
+
+export class WorkerStatusDto {
+  @ApiProperty() worker_id!: string;
+  @ApiProperty({ example: 'gpu_heavy,gpu_medium' }) worker_type!: string;
+  @ApiProperty({ enum: ['active', 'idle', 'busy'] }) status!: string;
+  @ApiProperty({ type: String, nullable: true }) current_task_id!: string | null;
+  @ApiProperty({ minimum: 0, maximum: 1 }) gpu_utilization!: number;
+  @ApiProperty({ description: 'bytes' }) memory_usage!: number;
+  @ApiProperty() tasks_completed!: number;
+  @ApiProperty({ format: 'date-time' }) last_heartbeat!: string;
+  @ApiPropertyOptional({ example: 'wasm' }) backend?: string;
+}
+
+export class WorkersStatusResponseDto {
+  @ApiProperty({ type: [WorkerStatusDto] }) workers!: WorkerStatusDto[];
+  @ApiProperty() total_workers!: number;
+  @ApiProperty() active_workers!: number;
+  @ApiProperty({ minimum: 0, maximum: 1 }) gpu_utilization!: number;
+}

@@ -1,0 +1,56 @@
+import { Injectable } from '@nestjs/common';
+import { StorageDriver } from '@app/storage';
+import type { TaskRecord } from '@app/tasks';
+import type {
+  SubmitTaskResponseDto,
+  TaskListItemDto,
+  TaskStatusResponseDto,
+} from './dto/task-responses.dto';
+
+/** Turns task records into the wire shapes of DESIGN §4; media URLs are made at read time. */
+@Injectable()
+export class TaskViews {
+  constructor(private readonly storage: StorageDriver) {}
+
+  submitted(task: TaskRecord): SubmitTaskResponseDto {
+    return {
+      task_id: task.task_id,
+      status: task.status,
+      project_id: task.project_id,
+      estimated_duration: task.estimated_duration,
+      queue_position: task.queue_position,
+      created_at: task.created_at,
+    };
+  }
+
+  async status(task: TaskRecord): Promise<TaskStatusResponseDto> {
+    return {
+      task_id: task.task_id,
+      project_id: task.project_id,
+      status: task.status,
+      progress: task.progress,
+      current_step: task.current_step,
+      result: task.result
+        ? {
+            media_url: await this.storage.url(task.result.media_key),
+            payload_media_id: task.result.payload_media_id,
+            metadata: task.result.metadata,
+          }
+        : null,
+      error: task.error,
+      started_at: task.started_at,
+      completed_at: task.completed_at,
+    };
+  }
+
+  async listItem(task: TaskRecord): Promise<TaskListItemDto> {
+    return {
+      task_id: task.task_id,
+      task_type: task.task_type,
+      status: task.status,
+      created_at: task.created_at,
+      completed_at: task.completed_at,
+      result_url: task.result ? await this.storage.url(task.result.media_key) : null,
+    };
+  }
+}

@@ -1,0 +1,36 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { WorkerStatusRepository } from '@app/tasks';
+import { ErrorResponseDto, WorkersStatusResponseDto } from '../tasks/dto/task-responses.dto';
+
+@ApiTags('workers')
+@ApiSecurity('api-key')
+@ApiUnauthorizedResponse({ type: ErrorResponseDto })
+@Controller('workers')
+export class WorkersController {
+  constructor(private readonly workers: WorkerStatusRepository) {}
+
+  @Get('status')
+  @ApiOperation({ summary: 'Workers that sent a heartbeat within the last 5 minutes (seed 004 scenario 5)' })
+  @ApiOkResponse({ type: WorkersStatusResponseDto })
+  async status(): Promise<WorkersStatusResponseDto> {
+    const workers = await this.workers.list();
+    const gpu = workers.map((w) => w.gpu_utilization);
+    return {
+      workers: workers.map((w) => ({
+        worker_id: w.worker_id,
+        worker_type: w.worker_type,
+        status: w.status,
+        current_task_id: w.current_task_id,
+        gpu_utilization: w.gpu_utilization,
+        memory_usage: w.memory_usage,
+        tasks_completed: w.tasks_completed,
+        last_heartbeat: w.last_heartbeat,
+        backend: w.backend,
+      })),
+      total_workers: workers.length,
+      active_workers: workers.filter((w) => w.status !== 'idle').length,
+      gpu_utilization: gpu.length ? gpu.reduce((a, b) => a + b, 0) / gpu.length : 0,
+    };
+  }
+}

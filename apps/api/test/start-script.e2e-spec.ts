@@ -1,0 +1,96 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, HttpClient, waitFor } from '@app/testing';
+
+const root = path.resolve(__dirname, '../../..');
+
+/** `npm start` as a new user runs it: the built apps, started by scripts/start.mjs. */
+describe('npm start (scripts/start.mjs)', () => {
+  beforeAll(() => {
+    if (!existsSync(path.join(root, 'dist/apps/api/main.js')) || !existsSync(path.join(root, 'dist/apps/worker/main.js'))) {
+      const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
+      if (build.status !== 0) throw new Error('npm run build failed');
+    }
+  }, 300_000);
+
+  function start(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+    let out = '';
+    const child = spawn(process.execPath, ['scripts/start.mjs'], {
+      cwd: root,
+      env: { ...process.env, START_ENV_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'ams-env-')), '.env'), ...env },
+    });
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    return { child, output: () => out };
+  }
+
+  const exit = (child: ChildProcess) =>
+    new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null) resolve(child.exitCode);
+      else child.on('exit', (code) => resolve(code));
+    });
+
+  it('with no Redis and no redis-server on the PATH, exits at once saying how to get one', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const { child, output } = start({
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      PATH: path.dirname(process.execPath) + ':/nonexistent',
+    });
+    expect(await exit(child)).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(output()).toMatch(/Nothing answers at REDIS_URL/);
+    expect(output()).toMatch(/redis-server/);
+  });
+
+  const hasRedisServer = spawnSync('sh', ['-c', 'command -v redis-server']).status === 0;
+  (hasRedisServer ? it : it.skip)(
+    'starts its own redis-server when none answers, serves the API and a worker, and stops cleanly',
+    async () => {
+      const [redisPort, apiPort] = [await freePort(), await freePort()];
+      const redisDir = mkdtempSync(path.join(os.tmpdir(), 'ams-redis-'));
+      const { child, output } = start({
+        REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        START_REDIS_DIR: redisDir,
+        API_PORT: String(apiPort),
+        API_HOST: '127.0.0.1',
+        PUBLIC_BASE_URL: `http://127.0.0.1:${apiPort}`,
+        API_KEYS: 'start-test-key',
+        STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'ams-media-')),
+        WORKER_HEARTBEAT_INTERVAL: '1',
+      });
+      try {
+        const http = new HttpClient(`http://127.0.0.1:${apiPort}/api/v1`);
+        await waitFor(async () => ((await http.get('/health/ready', { key: null }).catch(() => null))?.status === 200 ? true : undefined), {
+          timeoutMs: 60_000,
+          intervalMs: 250,
+          what: 'the API to be ready',
+        });
+        expect(output()).toMatch(/starting .*redis-server/);
+        expect(output()).toMatch(/Swagger UI at http:\/\/127\.0\.0\.1:\d+\/docs/);
+        expect(existsSync(path.join(redisDir, 'appendonlydir'))).toBe(true);
+
+        const submitted = await http.post(
+          '/tasks/submit',
+          { project_id: 'start_p', task_type: 'generate_image', task_data: { character_description: 'x', width: 64, height: 64 } },
+          { key: 'start-test-key' },
+        );
+        expect(submitted.status).toBe(201);
+        const done = await waitFor(async () => {
+          const s = (await http.get(`/tasks/${submitted.body.task_id}/status`, { key: 'start-test-key' })).body;
+          return s.status === 'completed' || s.status === 'failed' ? s : undefined;
+        }, { timeoutMs: 60_000, what: 'the task to finish' });
+        expect(done.status).toBe('completed');
+      } finally {
+        child.kill('SIGTERM');
+        await exit(child);
+      }
+      // redis-server was a child: it is gone too.
+      const probe = await fetch(`http://127.0.0.1:${redisPort}`).catch((e: Error) => e);
+      expect(probe).toBeInstanceOf(Error);
+    },
+    120_000,
+  );
+});

@@ -1,0 +1,74 @@
+import type { INestApplicationContext, Type } from '@nestjs/common';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import type { AppConfig } from '@app/config';
+import { EXTRA_TASK_DEFINITIONS, type TaskDefinition } from '@app/tasks';
+import { cleanRedis, freePort, HttpClient, testConfig } from '@app/testing';
+import { ApiModule } from '../../src/api.module';
+import { setupApp } from '../../src/setup-app';
+import { WorkerModule } from '../../../worker/src/worker.module';
+
+export interface ServiceOptions {
+  env?: Record<string, string>;
+  /** Start a worker too (default true). */
+  worker?: boolean;
+  extraDefinitions?: TaskDefinition<any>[];
+  extraWorkerModules?: Type<unknown>[];
+}
+
+/**
+ * The real API (Fastify on a loopback port) and, optionally, a real worker, in this process,
+ * against the real Redis under a prefix of their own.
+ */
+export class TestService {
+  api!: NestFastifyApplication;
+  worker?: INestApplicationContext;
+  http!: HttpClient;
+  config!: AppConfig;
+
+  constructor(private readonly opts: ServiceOptions = {}) {}
+
+  async start(): Promise<this> {
+    const port = await freePort();
+    this.config = testConfig({
+      API_PORT: String(port),
+      PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+      ...this.opts.env,
+    });
+    const module = await Test.createTestingModule({ imports: [ApiModule.register(this.config)] })
+      .overrideProvider(EXTRA_TASK_DEFINITIONS)
+      .useValue(this.opts.extraDefinitions ?? [])
+      .compile();
+    this.api = module.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
+      logger: process.env.TEST_LOG_LEVEL ? ['fatal', 'error', 'warn', 'log'] : ['fatal', 'error'],
+    });
+    setupApp(this.api, this.config);
+    await this.api.listen(port, '127.0.0.1');
+    this.http = new HttpClient(`http://127.0.0.1:${port}/api/v1`);
+    if (this.opts.worker !== false) await this.startWorker();
+    return this;
+  }
+
+  async startWorker(): Promise<INestApplicationContext> {
+    const module = await Test.createTestingModule({
+      imports: [WorkerModule.register(this.config), ...(this.opts.extraWorkerModules ?? [])],
+    })
+      .overrideProvider(EXTRA_TASK_DEFINITIONS)
+      .useValue(this.opts.extraDefinitions ?? [])
+      .compile();
+    module.useLogger(process.env.TEST_LOG_LEVEL ? ['fatal', 'error', 'warn', 'log'] : ['fatal', 'error']);
+    this.worker = await module.init();
+    return this.worker;
+  }
+
+  async stopWorker(): Promise<void> {
+    await this.worker?.close();
+    this.worker = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.stopWorker();
+    await this.api?.close();
+    await cleanRedis(this.config);
+  }
+}

@@ -1,0 +1,20 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppConfig, loadDotEnv, nestLogLevels } from '@app/config';
+import { WorkerModule } from './worker.module';
+
+async function bootstrap(): Promise<void> {
+  loadDotEnv();
+  const config = AppConfig.fromEnv();
+  const app = await NestFactory.createApplicationContext(WorkerModule.register(config), {
+    logger: nestLogLevels(config.logLevel),
+  });
+  app.enableShutdownHooks();
+  new Logger('Worker').log(`worker ${config.worker.id} up; queues ${config.worker.queues.join(', ')}`);
+}
+
+bootstrap().catch((err: Error) => {
+  new Logger('Worker').fatal(err.message);
+  process.exit(1);
+});

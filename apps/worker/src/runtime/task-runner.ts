@@ -1,0 +1,302 @@
+import { rm } from 'node:fs/promises';
+import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import { mediaOutputKey, type MediaFolder } from '@app/projects';
+import { StorageDriver, type StoredObject } from '@app/storage';
+import {
+  TaskDefinitions,
+  TaskRepository,
+  TransitionError,
+  validateTaskData,
+  type TaskJobData,
+  type TaskRecord,
+} from '@app/tasks';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { ProcessorRegistry } from './processor.registry';
+import {
+  classifyError,
+  isRetryable,
+  retryDelayMs,
+  TaskCancelledError,
+  TaskTimeoutError,
+} from './task-errors';
+import type { RunningTask, TaskOutput } from './task-processor';
+
+/** A run in this process, reachable by task id for cancels. */
+interface ActiveRun {
+  readonly runId: string;
+  readonly projectId: string;
+  readonly controller: AbortController;
+}
+
+/** Progress reports closer together than this are coalesced (the last one always goes out). */
+const PROGRESS_MIN_INTERVAL_MS = 200;
+
+/**
+ * Owns all bookkeeping around a processor: claims the task, reports progress, enforces the time
+ * limit, stores the output, records the outcome and schedules automatic retries. Processors only
+ * compute.
+ */
+@Injectable()
+export class TaskRunner implements OnModuleDestroy {
+  private readonly logger = new Logger(TaskRunner.name);
+  private readonly active = new Map<string, ActiveRun>();
+  private completed = 0;
+
+  constructor(
+    private readonly tasks: TaskRepository,
+    private readonly definitions: TaskDefinitions,
+    private readonly registry: ProcessorRegistry,
+    private readonly storage: StorageDriver,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** Task ids running here now. */
+  activeTaskIds(): string[] {
+    return [...this.active.keys()];
+  }
+
+  tasksCompleted(): number {
+    return this.completed;
+  }
+
+  /** Aborts a run held by this process (cancel broadcast or status check). */
+  abort(taskId: string, reason: Error): boolean {
+    const run = this.active.get(taskId);
+    if (!run || run.controller.signal.aborted) return false;
+    this.logger.log(`task_id=${taskId} project_id=${run.projectId} aborting: ${reason.message}`);
+    run.controller.abort(reason);
+    return true;
+  }
+
+  /** Runs that the store no longer lets continue (cancelled, taken over) are aborted. */
+  async reconcile(): Promise<void> {
+    for (const [taskId, run] of this.active) {
+      const task = await this.tasks.get(taskId);
+      if (!task || task.status !== 'processing' || task.run_id !== run.runId) {
+        this.abort(taskId, new TaskCancelledError());
+      }
+    }
+  }
+
+  onModuleDestroy(): void {
+    for (const taskId of this.active.keys()) this.abort(taskId, new Error('worker shutting down'));
+  }
+
+  async run(job: Job<TaskJobData>, token: string | undefined, jobSignal?: AbortSignal): Promise<string> {
+    const taskId = job.data.task_id;
+    const task = await this.tasks.get(taskId);
+    if (!task) {
+      this.logger.warn(`task_id=${taskId} project_id=${job.data.project_id} job ${job.id} has no task record; dropped`);
+      return 'missing';
+    }
+    const log = `task_id=${taskId} project_id=${task.project_id}`;
+    if (task.job_id !== job.id) {
+      this.logger.warn(`${log} job ${job.id} superseded by ${task.job_id}; dropped`);
+      return 'superseded';
+    }
+    const def = this.definitions.get(task.task_type);
+    const processor = this.registry.get(task.task_type);
+    if (!def || !processor) {
+      throw new UnrecoverableError(`no processor for task type ${task.task_type} on this worker`);
+    }
+
+    const attempt = task.attempts + 1;
+    const runId = `${job.id}#${attempt}`;
+    try {
+      await this.tasks.transition(
+        taskId,
+        'processing',
+        {
+          started_at: new Date().toISOString(),
+          run_id: runId,
+          attempts: attempt,
+          progress: 0,
+          current_step: 'starting',
+        },
+        // processing → processing: a stalled run of a lost worker is taken over.
+        { from: ['queued', 'processing'] },
+      );
+    } catch (err) {
+      if (err instanceof TransitionError) {
+        this.logger.log(`${log} not started: ${err.message} (status ${err.current ?? 'unknown'})`);
+        return 'skipped';
+      }
+      throw err;
+    }
+
+    const controller = new AbortController();
+    this.active.set(taskId, { runId, projectId: task.project_id, controller });
+    const onJobAbort = () => controller.abort(jobSignal?.reason ?? new TaskCancelledError());
+    jobSignal?.addEventListener('abort', onJobAbort, { once: true });
+    const limit = Math.min(def.timeoutSeconds ?? Infinity, this.config.tasks.timeoutSeconds);
+    const timer = setTimeout(() => controller.abort(new TaskTimeoutError(limit)), limit * 1000);
+    const started = Date.now();
+    this.logger.log(`${log} started ${task.task_type} attempt ${attempt} (job ${job.id})`);
+
+    let storedKey: string | undefined;
+    try {
+      const data = validateTaskData(def, task.task_data);
+      const progress = this.progressReporter(taskId, runId, controller);
+      const running: RunningTask<object> = {
+        taskId,
+        projectId: task.project_id,
+        taskType: task.task_type,
+        data,
+        attempt,
+        signal: controller.signal,
+        progress,
+      };
+      const output = await untilAborted(processor.process(running), controller.signal);
+      await progress(0.95, 'uploading_result', true);
+      const stored = await this.store(task, def.mediaKind, output);
+      storedKey = stored.key;
+      await this.tasks.transition(
+        taskId,
+        'completed',
+        {
+          progress: 1,
+          current_step: 'upload_complete',
+          completed_at: new Date().toISOString(),
+          error: null,
+          result: {
+            media_key: stored.key,
+            content_type: output.media.contentType,
+            payload_media_id: null,
+            metadata: { ...output.metadata, file_size: stored.size },
+          },
+        },
+        { runId, from: ['processing'] },
+      );
+      this.completed += 1;
+      this.logger.log(`${log} completed in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+      return 'completed';
+    } catch (err) {
+      if (storedKey) await this.storage.delete(storedKey).catch(() => undefined);
+      return await this.fail(job, token, task, runId, attempt, controller.signal, err);
+    } finally {
+      clearTimeout(timer);
+      jobSignal?.removeEventListener('abort', onJobAbort);
+      this.active.delete(taskId);
+    }
+  }
+
+  private async store(
+    task: TaskRecord,
+    kind: MediaFolder,
+    output: TaskOutput,
+  ): Promise<StoredObject> {
+    const { media } = output;
+    const key = mediaOutputKey(task.project_id, kind, task.task_id, media.extension);
+    try {
+      return await this.storage.put(
+        key,
+        media.kind === 'buffer' ? { kind: 'buffer', data: media.data } : { kind: 'file', path: media.path },
+        media.contentType,
+      );
+    } finally {
+      if (media.kind === 'file') await rm(media.path, { force: true });
+    }
+  }
+
+  private async fail(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    task: TaskRecord,
+    runId: string,
+    attempt: number,
+    signal: AbortSignal,
+    err: unknown,
+  ): Promise<string> {
+    const log = `task_id=${task.task_id} project_id=${task.project_id}`;
+    const reason = signal.aborted ? (signal.reason as unknown) : err;
+    if (reason instanceof TaskCancelledError || (await this.isNoLongerOurs(task.task_id, runId))) {
+      this.logger.log(`${log} stopped: cancelled`);
+      return 'cancelled';
+    }
+    const cls = classifyError(reason);
+    const message = errorMessage(reason);
+    const retriesLeft = this.config.tasks.maxRetryAttempts - (attempt - 1);
+    if (isRetryable(cls) && retriesLeft > 0) {
+      const delay = retryDelayMs(cls, attempt, this.config.tasks.retryDelayScale);
+      try {
+        await this.tasks.transition(
+          task.task_id,
+          'queued',
+          {
+            run_id: null,
+            progress: 0,
+            current_step: 'waiting_for_retry',
+            error: `attempt ${attempt} failed (${cls}): ${message}; retrying in ${Math.round(delay / 1000)} s`,
+          },
+          { runId, from: ['processing'] },
+        );
+      } catch (transitionErr) {
+        if (transitionErr instanceof TransitionError) return 'cancelled';
+        throw transitionErr;
+      }
+      this.logger.warn(`${log} attempt ${attempt} failed (${cls}): ${message}; retry in ${delay} ms`);
+      await job.moveToDelayed(Date.now() + delay, token);
+      throw new DelayedError();
+    }
+    try {
+      await this.tasks.transition(
+        task.task_id,
+        'failed',
+        { error: message, completed_at: new Date().toISOString(), run_id: runId },
+        { runId, from: ['processing'] },
+      );
+    } catch (transitionErr) {
+      if (transitionErr instanceof TransitionError) return 'cancelled';
+      throw transitionErr;
+    }
+    this.logger.error(`${log} failed (${cls}, attempt ${attempt}): ${message}`);
+    throw new UnrecoverableError(message);
+  }
+
+  private async isNoLongerOurs(taskId: string, runId: string): Promise<boolean> {
+    const task = await this.tasks.get(taskId);
+    return !task || task.status !== 'processing' || task.run_id !== runId;
+  }
+
+  private progressReporter(taskId: string, runId: string, controller: AbortController) {
+    let last = 0;
+    let lastStep = '';
+    return async (fraction: number, step: string, force = false): Promise<void> => {
+      if (controller.signal.aborted) throw controller.signal.reason;
+      const now = Date.now();
+      if (!force && step === lastStep && now - last < PROGRESS_MIN_INTERVAL_MS) return;
+      last = now;
+      lastStep = step;
+      const { status } = await this.tasks.reportProgress(taskId, runId, fraction, step);
+      if (status !== 'processing') {
+        controller.abort(new TaskCancelledError());
+        throw controller.signal.reason;
+      }
+    };
+  }
+}
+
+/** Settles with the work, or rejects with the abort reason as soon as the signal fires. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function errorMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.length > 2000 ? `${message.slice(0, 2000)}…` : message;
+}

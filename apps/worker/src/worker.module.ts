@@ -1,0 +1,40 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { AppConfig, ConfigModule } from '@app/config';
+import { GpuModule } from '@app/gpu';
+import { RedisModule } from '@app/redis';
+import { StorageModule } from '@app/storage';
+import { TasksModule, type QueueName } from '@app/tasks';
+import { WorkerHeartbeatService } from './heartbeat/worker-heartbeat.service';
+import { PROCESSOR_MODULES } from './processors';
+import { CancelWatcher } from './runtime/cancel-watcher';
+import { ProcessorRegistry } from './runtime/processor.registry';
+import { queueConsumer } from './runtime/queue-consumer';
+import { TaskRunner } from './runtime/task-runner';
+
+/** The worker: consumers of the queues in WORKER_QUEUES, the runner and every processor. */
+@Module({})
+export class WorkerModule {
+  static register(config: AppConfig): DynamicModule {
+    return {
+      module: WorkerModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        RedisModule,
+        DiscoveryModule,
+        TasksModule,
+        StorageModule,
+        GpuModule,
+        ...PROCESSOR_MODULES,
+      ],
+      providers: [
+        ProcessorRegistry,
+        TaskRunner,
+        CancelWatcher,
+        WorkerHeartbeatService,
+        ...config.worker.queues.map((q) => queueConsumer(q as QueueName)),
+      ],
+      exports: [TaskRunner, ProcessorRegistry],
+    };
+  }
+}

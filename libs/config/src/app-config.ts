@@ -1,0 +1,130 @@
+import 'reflect-metadata';
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { plainToInstance } from 'class-transformer';
+import { validateSync, type ValidationError } from 'class-validator';
+import { EnvSchema, type LogLevel, type StorageDriverName, type TfjsBackendChoice } from './env.schema';
+
+export type QueueId = 'gpu_heavy' | 'gpu_medium' | 'cpu_intensive';
+
+/** Raised when the environment is invalid; its message names every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * The service's configuration, typed and validated at boot. Injected as a class token; the only
+ * code that reads `process.env` is `AppConfig.fromEnv`.
+ */
+export class AppConfig {
+  readonly nodeEnv!: 'development' | 'production' | 'test';
+  readonly redis!: { url: string; prefix: string };
+  readonly api!: { host: string; port: number; keys: readonly string[]; publicBaseUrl: string; swagger: boolean };
+  readonly tasks!: {
+    maxRetryAttempts: number;
+    retryDelayScale: number;
+    timeoutSeconds: number;
+    queueMaxSize: number;
+  };
+  readonly worker!: {
+    id: string;
+    queues: readonly QueueId[];
+    concurrency: Readonly<Record<QueueId, number>>;
+    heartbeatIntervalSeconds: number;
+    shutdownGraceSeconds: number;
+  };
+  readonly gpu!: { backend: TfjsBackendChoice };
+  readonly storage!: {
+    driver: StorageDriverName;
+    localDir: string;
+    mediaUrlTtlSeconds: number;
+    mediaUrlSecret: string;
+  };
+  readonly fetch!: { timeoutMs: number; maxBytes: number };
+  readonly logLevel!: LogLevel;
+
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
+    const raw: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(env)) {
+      if (value !== undefined && value !== '') raw[key] = value;
+    }
+    const parsed = plainToInstance(EnvSchema, raw, {
+      enableImplicitConversion: true,
+      exposeDefaultValues: true,
+    });
+    const errors = validateSync(parsed, { whitelist: false, forbidUnknownValues: false });
+    if (errors.length > 0) {
+      throw new ConfigError(`Invalid configuration:\n${formatErrors(errors)}`);
+    }
+    return AppConfig.fromSchema(parsed);
+  }
+
+  static fromSchema(e: EnvSchema): AppConfig {
+    const keys = [...e.API_KEYS.split(','), ...(e.API_KEY ? [e.API_KEY] : [])]
+      .map((k) => k.trim())
+      .filter((k) => k.length > 0);
+    if (keys.length === 0) throw new ConfigError('Invalid configuration:\n- API_KEYS must list at least one key');
+    const queues = [...new Set(e.WORKER_QUEUES.split(',').map((q) => q.trim()))] as QueueId[];
+    const config = new AppConfig();
+    Object.assign(config, {
+      nodeEnv: e.NODE_ENV as AppConfig['nodeEnv'],
+      redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+      api: {
+        host: e.API_HOST,
+        port: e.API_PORT,
+        keys,
+        publicBaseUrl: e.PUBLIC_BASE_URL.replace(/\/+$/, ''),
+        swagger: e.ENABLE_SWAGGER,
+      },
+      tasks: {
+        maxRetryAttempts: e.MAX_RETRY_ATTEMPTS,
+        retryDelayScale: e.RETRY_DELAY_SCALE,
+        timeoutSeconds: e.TASK_TIMEOUT,
+        queueMaxSize: e.QUEUE_MAX_SIZE,
+      },
+      worker: {
+        id: e.WORKER_ID ?? `${hostname()}-${process.pid}`,
+        queues,
+        concurrency: {
+          gpu_heavy: e.WORKER_CONCURRENCY_GPU_HEAVY,
+          gpu_medium: e.WORKER_CONCURRENCY_GPU_MEDIUM,
+          cpu_intensive: e.WORKER_CONCURRENCY_CPU_INTENSIVE,
+        },
+        heartbeatIntervalSeconds: e.WORKER_HEARTBEAT_INTERVAL,
+        shutdownGraceSeconds: e.SHUTDOWN_GRACE,
+      },
+      gpu: { backend: e.TFJS_BACKEND },
+      storage: {
+        driver: e.STORAGE_DRIVER,
+        localDir: path.resolve(e.STORAGE_LOCAL_DIR),
+        mediaUrlTtlSeconds: e.MEDIA_URL_TTL,
+        // Replicas sharing API_KEYS derive the same signing key, so their URLs verify anywhere.
+        mediaUrlSecret:
+          e.MEDIA_URL_SECRET ??
+          createHash('sha256').update(`media-url:${[...keys].sort().join(',')}`).digest('hex'),
+      },
+      fetch: { timeoutMs: e.FETCH_TIMEOUT_MS, maxBytes: e.FETCH_MAX_BYTES },
+      logLevel: e.LOG_LEVEL,
+    });
+    return config;
+  }
+}
+
+function formatErrors(errors: ValidationError[]): string {
+  return errors
+    .flatMap((err) => Object.values(err.constraints ?? {}).map((m) => `- ${m}`))
+    .join('\n');
+}
+
+/**
+ * Loads `.env` from the working directory when there is one. Variables already in the
+ * environment win, so a deployment's settings are never overridden by a stray file.
+ */
+export function loadDotEnv(file = '.env'): void {
+  try {
+    process.loadEnvFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

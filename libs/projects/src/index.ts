@@ -1,0 +1,4 @@
+export * from './project-id';
+export * from './project-storage';
+export * from './project.repository';
+export * from './projects.module';

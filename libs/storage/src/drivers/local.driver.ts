@@ -1,0 +1,97 @@
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile, copyFile, access } from 'node:fs/promises';
+import path from 'node:path';
+import { Injectable } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import {
+  contentTypeFor,
+  StorageDriver,
+  type ObjectStream,
+  type StorageBody,
+  type StoredObject,
+} from '../storage.driver';
+
+const KEY = /^projects\/[A-Za-z0-9_-]{1,64}(\/[A-Za-z0-9_.-]+)+$/;
+
+/**
+ * Files under STORAGE_LOCAL_DIR, served by the API at `/api/v1/media/{key}` with an expiring HMAC
+ * signature (the local stand-in for a presigned S3 URL).
+ */
+@Injectable()
+export class LocalStorageDriver extends StorageDriver {
+  readonly name = 'local';
+  private readonly root: string;
+
+  constructor(private readonly config: AppConfig) {
+    super();
+    this.root = config.storage.localDir;
+  }
+
+  private pathOf(key: string): string {
+    if (!KEY.test(key) || key.split('/').some((p) => p === '.' || p === '..')) {
+      throw new Error(`invalid storage key: ${key}`);
+    }
+    const full = path.resolve(this.root, key);
+    if (!full.startsWith(this.root + path.sep)) throw new Error(`invalid storage key: ${key}`);
+    return full;
+  }
+
+  async put(key: string, body: StorageBody, contentType: string): Promise<StoredObject> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    // Write beside the target and rename, so a reader never sees half a file.
+    const tmp = `${target}.${randomUUID()}.tmp`;
+    try {
+      if (body.kind === 'buffer') await writeFile(tmp, body.data);
+      else await copyFile(body.path, tmp);
+      await rename(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const { size } = await stat(target);
+    return { key, size, contentType };
+  }
+
+  async get(key: string): Promise<ObjectStream | null> {
+    const file = this.pathOf(key);
+    try {
+      const { size } = await stat(file);
+      return { stream: createReadStream(file), size, contentType: contentTypeFor(key) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  async url(key: string): Promise<string> {
+    this.pathOf(key);
+    const expires = Math.floor(Date.now() / 1000) + this.config.storage.mediaUrlTtlSeconds;
+    const signature = this.sign(key, expires);
+    return `${this.config.api.publicBaseUrl}/api/v1/media/${key}?expires=${expires}&signature=${signature}`;
+  }
+
+  /** True when the signature was made by `url()` for this key and has not expired. */
+  verify(key: string, expires: number, signature: string): boolean {
+    if (!Number.isInteger(expires) || expires < Date.now() / 1000) return false;
+    const expected = Buffer.from(this.sign(key, expires));
+    const given = Buffer.from(signature);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  async check(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await access(this.root);
+  }
+
+  private sign(key: string, expires: number): string {
+    return createHmac('sha256', this.config.storage.mediaUrlSecret)
+      .update(`${key}\n${expires}`)
+      .digest('base64url');
+  }
+}

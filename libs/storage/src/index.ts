@@ -1,0 +1,4 @@
+export * from './drivers/local.driver';
+export * from './input/input-fetcher';
+export * from './storage.driver';
+export * from './storage.module';

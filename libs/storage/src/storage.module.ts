@@ -1,0 +1,25 @@
+import { Module } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import { LocalStorageDriver } from './drivers/local.driver';
+import { InputFetcher } from './input/input-fetcher';
+import { StorageDriver } from './storage.driver';
+
+/** The configured StorageDriver (STORAGE_DRIVER) and the fetcher of task inputs. */
+@Module({
+  providers: [
+    LocalStorageDriver,
+    {
+      provide: StorageDriver,
+      inject: [AppConfig, LocalStorageDriver],
+      useFactory: (config: AppConfig, local: LocalStorageDriver): StorageDriver => {
+        switch (config.storage.driver) {
+          case 'local':
+            return local;
+        }
+      },
+    },
+    InputFetcher,
+  ],
+  exports: [StorageDriver, LocalStorageDriver, InputFetcher],
+})
+export class StorageModule {}

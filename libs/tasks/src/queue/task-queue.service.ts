@@ -1,0 +1,99 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { QueueName, toBullPriority, type TaskPriority } from '../queues';
+
+/** What a job carries: the record in Redis holds everything else. */
+export interface TaskJobData {
+  task_id: string;
+  project_id: string;
+}
+
+export const BULL_PREFIX_PART = 'bull';
+
+/** The queue producer: adds, removes and locates jobs. The worker consumes. */
+@Injectable()
+export class TaskQueueService {
+  private readonly logger = new Logger(TaskQueueService.name);
+  private readonly queues: Record<QueueName, Queue<TaskJobData>>;
+
+  constructor(
+    @InjectQueue(QueueName.GpuHeavy) heavy: Queue<TaskJobData>,
+    @InjectQueue(QueueName.GpuMedium) medium: Queue<TaskJobData>,
+    @InjectQueue(QueueName.CpuIntensive) cpu: Queue<TaskJobData>,
+    @Inject(Redis) private readonly redis: Redis,
+    private readonly config: AppConfig,
+  ) {
+    this.queues = {
+      [QueueName.GpuHeavy]: heavy,
+      [QueueName.GpuMedium]: medium,
+      [QueueName.CpuIntensive]: cpu,
+    };
+  }
+
+  queue(name: QueueName): Queue<TaskJobData> {
+    return this.queues[name];
+  }
+
+  /** `<task id>` for the first submission, `<task id>_r<n>` after the n-th manual retry. */
+  static jobId(taskId: string, retries: number): string {
+    return retries === 0 ? taskId : `${taskId}_r${retries}`;
+  }
+
+  async enqueue(
+    queue: QueueName,
+    taskType: string,
+    data: TaskJobData,
+    jobId: string,
+    priority: TaskPriority,
+  ): Promise<void> {
+    await this.queues[queue].add(taskType, data, {
+      jobId,
+      priority: toBullPriority(priority),
+      // Retries, their delays and time limits are the runner's: BullMQ runs each job once.
+      attempts: 1,
+      removeOnComplete: { age: 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  private key(queue: QueueName, part: string): string {
+    return `${this.config.redis.prefix}:${BULL_PREFIX_PART}:${queue}:${part}`;
+  }
+
+  /**
+   * 1-based rank among the queue's waiting jobs (jobs without priority run first, then the
+   * prioritized set in order), or 0 when the job is no longer waiting.
+   */
+  async position(queue: QueueName, jobId: string): Promise<number> {
+    const [[, plain], [, rank]] = (await this.redis
+      .multi()
+      .llen(this.key(queue, 'wait'))
+      .zrank(this.key(queue, 'prioritized'), jobId)
+      .exec()) as [[null, number], [null, number | null]];
+    return rank === null ? 0 : plain + rank + 1;
+  }
+
+  /** Jobs waiting to start (delayed retries included). */
+  async backlog(queue: QueueName): Promise<number> {
+    const [[, wait], [, prioritized], [, delayed]] = (await this.redis
+      .multi()
+      .llen(this.key(queue, 'wait'))
+      .zcard(this.key(queue, 'prioritized'))
+      .zcard(this.key(queue, 'delayed'))
+      .exec()) as [[null, number], [null, number], [null, number]];
+    return wait + prioritized + delayed;
+  }
+
+  /** Removes a job that has not started; a job a worker holds stays (the worker sees the cancel). */
+  async remove(queue: QueueName, jobId: string): Promise<boolean> {
+    try {
+      return (await this.queues[queue].remove(jobId)) === 1;
+    } catch (err) {
+      this.logger.debug(`job ${jobId} not removed: ${(err as Error).message}`);
+      return false;
+    }
+  }
+}

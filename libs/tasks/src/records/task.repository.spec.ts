@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { cleanRedis, testConfig } from '@app/testing';
+import { ProjectRepository } from '@app/projects';
+import { Redis } from 'ioredis';
+import { QueueName } from '../queues';
+import { TaskRepository, TransitionError } from './task.repository';
+
+/** Against the real Redis, under a prefix of its own. */
+describe('TaskRepository', () => {
+  const config = testConfig();
+  const redis = new Redis(config.redis.url);
+  const repo = new TaskRepository(redis, config);
+  const projects = new ProjectRepository(redis, config);
+
+  afterAll(async () => {
+    await cleanRedis(config);
+    redis.disconnect();
+  });
+
+  async function create(project = 'p1', type = 'generate_image', at = Date.now()) {
+    const id = randomUUID();
+    await repo.create({
+      task_id: id,
+      project_id: project,
+      task_type: type,
+      priority: 2,
+      task_data: { a: 1 },
+      estimated_duration: 10,
+      queue: QueueName.GpuMedium,
+      job_id: id,
+      created_at: new Date(at),
+    });
+    return id;
+  }
+
+  it('creates a record, its indexes and the project record', async () => {
+    const id = await create('proj_create');
+    const task = await repo.get(id);
+    expect(task).toMatchObject({ status: 'queued', progress: 0, task_data: { a: 1 }, result: null, attempts: 0 });
+    const project = await projects.get('proj_create');
+    expect(project).toMatchObject({ task_count: 1, pending_tasks: 1, active_tasks: 0, storage_prefix: 'projects/proj_create/' });
+    expect(await projects.active()).toContain('proj_create');
+  });
+
+  it('applies only legal transitions, atomically, and keeps counters right', async () => {
+    const id = await create('proj_tr');
+    await expect(repo.transition(id, 'completed')).rejects.toMatchObject({ reason: 'illegal', current: 'queued' });
+    expect(await repo.transition(id, 'processing', { run_id: 'r1' })).toBe('queued');
+    expect(await projects.get('proj_tr')).toMatchObject({ active_tasks: 1, pending_tasks: 1 });
+    await expect(repo.transition(id, 'completed', {}, { runId: 'other' })).rejects.toMatchObject({ reason: 'stale_run' });
+    expect(await repo.transition(id, 'completed', { progress: 1 }, { runId: 'r1' })).toBe('processing');
+    expect(await projects.get('proj_tr')).toMatchObject({ active_tasks: 0, pending_tasks: 0 });
+    expect(await projects.active()).not.toContain('proj_tr');
+    await expect(repo.transition(id, 'cancelled')).rejects.toBeInstanceOf(TransitionError);
+    await expect(repo.transition(randomUUID(), 'cancelled')).rejects.toMatchObject({ reason: 'not_found' });
+  });
+
+  it('cancel racing completion has exactly one winner', async () => {
+    for (let i = 0; i < 20; i++) {
+      const id = await create('proj_race');
+      await repo.transition(id, 'processing', { run_id: 'r' });
+      const results = await Promise.allSettled([
+        repo.transition(id, 'cancelled'),
+        repo.transition(id, 'completed', {}, { runId: 'r' }),
+      ]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const final = (await repo.get(id))!.status;
+      expect(['cancelled', 'completed']).toContain(final);
+      const winner = results[0].status === 'fulfilled' ? 'cancelled' : 'completed';
+      expect(final).toBe(winner);
+    }
+  });
+
+  it('stores progress monotonic, only for the current run, and reports a cancel', async () => {
+    const id = await create('proj_pg');
+    await repo.transition(id, 'processing', { run_id: 'run-a' });
+    expect(await repo.reportProgress(id, 'run-a', 0.5, 'generating_image')).toEqual({ status: 'processing', progress: 0.5 });
+    expect((await repo.reportProgress(id, 'run-a', 0.2, 'generating_image')).progress).toBe(0.5);
+    expect((await repo.reportProgress(id, 'run-b', 0.9, 'other')).progress).toBe(0.5);
+    expect(await repo.get(id)).toMatchObject({ progress: 0.5, current_step: 'generating_image' });
+    expect(await redis.hget(repo.progressKey(id), 'step_started_at')).toEqual(expect.any(String));
+    await repo.transition(id, 'cancelled');
+    expect((await repo.reportProgress(id, 'run-a', 0.7, 'x')).status).toBe('cancelled');
+    expect(await redis.ttl(repo.progressKey(id))).toBeGreaterThan(3500);
+  });
+
+  it('lists newest first by index, with filters, at the cost of one page', async () => {
+    const t0 = Date.now();
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await create('proj_list', i % 2 ? 'process_audio' : 'generate_image', t0 + i));
+    await repo.transition(ids[4], 'cancelled');
+    const page = await repo.list('proj_list', { page: 1, limit: 2 });
+    expect(page.total).toBe(5);
+    expect(page.tasks.map((t) => t.task_id)).toEqual([ids[4], ids[3]]);
+    const audio = await repo.list('proj_list', { page: 1, limit: 10, task_type: 'process_audio' });
+    expect(audio.tasks.map((t) => t.task_id)).toEqual([ids[3], ids[1]]);
+    const queuedImages = await repo.list('proj_list', { page: 1, limit: 10, task_type: 'generate_image', status: 'queued' });
+    expect(queuedImages.tasks.map((t) => t.task_id)).toEqual([ids[2], ids[0]]);
+    expect((await repo.list('proj_list', { page: 9, limit: 10 })).tasks).toEqual([]);
+  });
+});

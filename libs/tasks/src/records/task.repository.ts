@@ -1,0 +1,225 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import { redisKey } from '@app/redis';
+import { Redis } from 'ioredis';
+import type { QueueName, TaskPriority } from '../queues';
+import { parseTaskHash, type TaskRecord, type TaskResultRecord } from './task.record';
+import { CREATE_TASK, REPORT_PROGRESS, TRANSITION_TASK } from './task.scripts';
+import { allowedFrom, type TaskStatus } from './task-status';
+
+export interface NewTask {
+  task_id: string;
+  project_id: string;
+  task_type: string;
+  priority: TaskPriority;
+  task_data: Record<string, unknown>;
+  callback_url?: string | null;
+  metadata?: Record<string, unknown> | null;
+  estimated_duration: number;
+  queue: QueueName;
+  job_id: string;
+  created_at: Date;
+}
+
+export interface TaskListQuery {
+  status?: TaskStatus;
+  task_type?: string;
+  page: number;
+  limit: number;
+}
+
+export interface TaskPage {
+  tasks: TaskRecord[];
+  total: number;
+}
+
+/** Fields a transition may write besides status; null deletes the field. */
+export type TaskPatch = Partial<{
+  started_at: string | null;
+  completed_at: string | null;
+  error: string | null;
+  result: TaskResultRecord | null;
+  progress: number;
+  current_step: string;
+  run_id: string | null;
+  attempts: number;
+  retries: number;
+  job_id: string;
+  queue_position: number;
+}>;
+
+/** Why a transition was refused. */
+export class TransitionError extends Error {
+  constructor(
+    readonly reason: 'not_found' | 'illegal' | 'stale_run',
+    readonly current?: TaskStatus,
+  ) {
+    super(reason === 'illegal' ? `illegal transition from ${current}` : reason);
+  }
+}
+
+interface ScriptedRedis extends Redis {
+  amsCreateTask(key: string, ...args: Array<string | number>): Promise<number>;
+  amsTransitionTask(taskKey: string, progressKey: string, ...args: string[]): Promise<string>;
+  amsReportProgress(taskKey: string, progressKey: string, ...args: string[]): Promise<[string, string]>;
+}
+
+/**
+ * Task records and their indexes (DESIGN §5). Owns every `tasks:*` and `progress:*` key; every
+ * listing takes the project first.
+ */
+@Injectable()
+export class TaskRepository {
+  private readonly prefix: string;
+  private readonly redis: ScriptedRedis;
+
+  constructor(@Inject(Redis) redis: Redis, config: AppConfig) {
+    this.prefix = config.redis.prefix;
+    this.redis = redis as ScriptedRedis;
+    // defineCommand is idempotent per client; EVALSHA with a fallback to EVAL.
+    if (!('amsCreateTask' in redis)) {
+      redis.defineCommand('amsCreateTask', { numberOfKeys: 1, lua: CREATE_TASK });
+      redis.defineCommand('amsTransitionTask', { numberOfKeys: 2, lua: TRANSITION_TASK });
+      redis.defineCommand('amsReportProgress', { numberOfKeys: 2, lua: REPORT_PROGRESS });
+    }
+  }
+
+  taskKey(taskId: string): string {
+    return redisKey(this.prefix, 'tasks', taskId);
+  }
+
+  progressKey(taskId: string): string {
+    return redisKey(this.prefix, 'progress', taskId);
+  }
+
+  async create(task: NewTask): Promise<TaskRecord> {
+    const now = task.created_at.toISOString();
+    const fields: Record<string, string> = {
+      task_id: task.task_id,
+      project_id: task.project_id,
+      task_type: task.task_type,
+      status: 'queued',
+      priority: String(task.priority),
+      task_data: JSON.stringify(task.task_data),
+      metadata: task.metadata ? JSON.stringify(task.metadata) : '',
+      callback_url: task.callback_url ?? '',
+      progress: '0',
+      current_step: 'waiting_in_queue',
+      created_at: now,
+      created_ms: String(task.created_at.getTime()),
+      updated_at: now,
+      estimated_duration: String(task.estimated_duration),
+      queue_position: '0',
+      queue: task.queue,
+      job_id: task.job_id,
+      attempts: '0',
+      retries: '0',
+    };
+    await this.redis.amsCreateTask(
+      this.taskKey(task.task_id),
+      this.prefix,
+      task.task_id,
+      task.project_id,
+      task.task_type,
+      task.created_at.getTime(),
+      now,
+      ...Object.entries(fields).flat(),
+    );
+    return parseTaskHash(fields)!;
+  }
+
+  async get(taskId: string): Promise<TaskRecord | null> {
+    return parseTaskHash(await this.redis.hgetall(this.taskKey(taskId)));
+  }
+
+  /** The task, only if it belongs to the project (other projects' tasks do not exist for you). */
+  async getInProject(projectIds: readonly string[] | null, taskId: string): Promise<TaskRecord | null> {
+    const task = await this.get(taskId);
+    if (!task || (projectIds && !projectIds.includes(task.project_id))) return null;
+    return task;
+  }
+
+  async setQueuePosition(taskId: string, position: number): Promise<void> {
+    await this.redis.hset(this.taskKey(taskId), 'queue_position', String(position));
+  }
+
+  /**
+   * Moves a task to `to` if its current status allows it (and, with `runId`, only if that run
+   * still owns it). Returns the status it left.
+   */
+  async transition(
+    taskId: string,
+    to: TaskStatus,
+    patch: TaskPatch = {},
+    opts: { runId?: string; from?: readonly TaskStatus[] } = {},
+  ): Promise<TaskStatus> {
+    const set: Record<string, string> = {};
+    const del: string[] = [];
+    for (const [field, value] of Object.entries(patch)) {
+      if (value === null) del.push(field);
+      else if (value !== undefined) set[field] = typeof value === 'object' ? JSON.stringify(value) : String(value);
+    }
+    const from = opts.from ?? allowedFrom(to);
+    try {
+      return (await this.redis.amsTransitionTask(
+        this.taskKey(taskId),
+        this.progressKey(taskId),
+        this.prefix,
+        to,
+        from.join(','),
+        new Date().toISOString(),
+        opts.runId ?? '',
+        JSON.stringify(set),
+        JSON.stringify(del),
+      )) as TaskStatus;
+    } catch (err) {
+      const message = (err as Error).message ?? '';
+      if (message.includes('NOT_FOUND')) throw new TransitionError('not_found');
+      if (message.includes('STALE_RUN')) throw new TransitionError('stale_run');
+      const illegal = /ILLEGAL (\w+)/.exec(message);
+      if (illegal) throw new TransitionError('illegal', illegal[1] as TaskStatus);
+      throw err;
+    }
+  }
+
+  /** Returns the task's status after the report and the stored (monotonic) progress. */
+  async reportProgress(
+    taskId: string,
+    runId: string,
+    fraction: number,
+    step: string,
+  ): Promise<{ status: string; progress: number }> {
+    const [status, progress] = await this.redis.amsReportProgress(
+      this.taskKey(taskId),
+      this.progressKey(taskId),
+      this.prefix,
+      runId,
+      String(Math.max(0, Math.min(1, fraction))),
+      step,
+      new Date().toISOString(),
+    );
+    return { status, progress: Number(progress) };
+  }
+
+  /** Newest first; costs O(log n + limit) whatever the project's size. */
+  async list(projectId: string, q: TaskListQuery): Promise<TaskPage> {
+    const parts = ['tasks', 'by_project', projectId];
+    if (q.status) parts.push('status', q.status);
+    if (q.task_type) parts.push('type', q.task_type);
+    const index = redisKey(this.prefix, ...parts);
+    const start = (q.page - 1) * q.limit;
+    const [[, total], [, ids]] = (await this.redis
+      .multi()
+      .zcard(index)
+      .zrevrange(index, start, start + q.limit - 1)
+      .exec()) as [[null, number], [null, string[]]];
+    if (ids.length === 0) return { tasks: [], total };
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.taskKey(id));
+    const hashes = (await pipeline.exec()) ?? [];
+    const tasks = hashes
+      .map(([, h]) => parseTaskHash(h as Record<string, string>))
+      .filter((t): t is TaskRecord => t !== null);
+    return { tasks, total };
+  }
+}

@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import { TaskQueueService } from './queue/task-queue.service';
+import { CancelBus } from './queue/cancel-bus';
+import type { TaskPriority } from './queues';
+import type { TaskRecord } from './records/task.record';
+import { TaskRepository, TransitionError } from './records/task.repository';
+import { QueueFullError, TaskConflictError, TaskNotFoundError, TaskValidationError } from './task-errors';
+import { validateTaskData } from './task-types/task-data.validator';
+import { TaskDefinitions } from './task-types/task-definitions';
+
+export interface SubmitTaskInput {
+  project_id: string;
+  task_type: string;
+  task_data: unknown;
+  priority: TaskPriority;
+  callback_url?: string | null;
+  metadata?: Record<string, unknown> | null;
+}
+
+/** Which projects a caller may see; null means every project. */
+export type ProjectScope = readonly string[] | null;
+
+/**
+ * Submit, cancel and retry: the lifecycle moves the API makes. Every move is one atomic
+ * transition of the record; the queue follows the record, never the other way round.
+ */
+@Injectable()
+export class TaskLifecycleService {
+  private readonly logger = new Logger(TaskLifecycleService.name);
+
+  constructor(
+    private readonly tasks: TaskRepository,
+    private readonly queues: TaskQueueService,
+    private readonly definitions: TaskDefinitions,
+    private readonly cancels: CancelBus,
+    private readonly config: AppConfig,
+  ) {}
+
+  async submit(input: SubmitTaskInput): Promise<TaskRecord> {
+    const def = this.definitions.get(input.task_type);
+    if (!def) {
+      throw new TaskValidationError([
+        `task_type must be one of: ${this.definitions.types().join(', ')}`,
+      ]);
+    }
+    const data = validateTaskData(def, input.task_data);
+    if ((await this.queues.backlog(def.queue)) >= this.config.tasks.queueMaxSize) {
+      throw new QueueFullError(def.queue, 30);
+    }
+    const taskId = randomUUID();
+    const jobId = TaskQueueService.jobId(taskId, 0);
+    const record = await this.tasks.create({
+      task_id: taskId,
+      project_id: input.project_id,
+      task_type: def.type,
+      priority: input.priority,
+      task_data: { ...data } as Record<string, unknown>,
+      callback_url: input.callback_url ?? null,
+      metadata: input.metadata ?? null,
+      estimated_duration: def.estimateDuration(data),
+      queue: def.queue,
+      job_id: jobId,
+      created_at: new Date(),
+    });
+    await this.enqueueOrFail(record, jobId);
+    record.queue_position = await this.queues.position(def.queue, jobId);
+    await this.tasks.setQueuePosition(taskId, record.queue_position);
+    this.logger.log(
+      `task_id=${taskId} project_id=${record.project_id} submitted ${def.type} to ${def.queue} priority=${record.priority}`,
+    );
+    return record;
+  }
+
+  async get(scope: ProjectScope, taskId: string): Promise<TaskRecord> {
+    const task = await this.tasks.getInProject(scope, taskId);
+    if (!task) throw new TaskNotFoundError(taskId);
+    return task;
+  }
+
+  async cancel(scope: ProjectScope, taskId: string): Promise<TaskRecord> {
+    const task = await this.get(scope, taskId);
+    try {
+      await this.tasks.transition(taskId, 'cancelled', {
+        completed_at: new Date().toISOString(),
+        current_step: 'cancelled',
+      });
+    } catch (err) {
+      throw this.conflict(err, taskId, 'cancel');
+    }
+    // The record says cancelled from here on; the queue and a running processor catch up.
+    await this.queues.remove(task.queue, task.job_id);
+    await this.cancels.publish(taskId);
+    this.logger.log(`task_id=${taskId} project_id=${task.project_id} cancelled (was ${task.status})`);
+    return this.get(scope, taskId);
+  }
+
+  async retry(scope: ProjectScope, taskId: string): Promise<TaskRecord> {
+    const task = await this.get(scope, taskId);
+    const retries = task.retries + 1;
+    const jobId = TaskQueueService.jobId(taskId, retries);
+    try {
+      await this.tasks.transition(
+        taskId,
+        'queued',
+        {
+          retries,
+          job_id: jobId,
+          attempts: 0,
+          progress: 0,
+          current_step: 'waiting_in_queue',
+          error: null,
+          result: null,
+          started_at: null,
+          completed_at: null,
+          run_id: null,
+        },
+        { from: ['failed', 'cancelled'] },
+      );
+    } catch (err) {
+      throw this.conflict(err, taskId, 'retry');
+    }
+    await this.queues.remove(task.queue, task.job_id);
+    const queued = await this.get(scope, taskId);
+    await this.enqueueOrFail(queued, jobId);
+    queued.queue_position = await this.queues.position(queued.queue, jobId);
+    await this.tasks.setQueuePosition(taskId, queued.queue_position);
+    this.logger.log(`task_id=${taskId} project_id=${task.project_id} retried (retry ${retries})`);
+    return queued;
+  }
+
+  private async enqueueOrFail(task: TaskRecord, jobId: string): Promise<void> {
+    try {
+      await this.queues.enqueue(
+        task.queue,
+        task.task_type,
+        { task_id: task.task_id, project_id: task.project_id },
+        jobId,
+        task.priority,
+      );
+    } catch (err) {
+      // A record without a job would wait forever: fail it so it can be retried.
+      await this.tasks
+        .transition(task.task_id, 'failed', {
+          error: `could not be queued: ${(err as Error).message}`,
+          completed_at: new Date().toISOString(),
+        })
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private conflict(err: unknown, taskId: string, action: 'cancel' | 'retry'): Error {
+    if (err instanceof TransitionError) {
+      if (err.reason === 'not_found') return new TaskNotFoundError(taskId);
+      if (err.reason === 'illegal' && err.current) return new TaskConflictError(taskId, err.current, action);
+    }
+    return err as Error;
+  }
+}

@@ -1,0 +1,142 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Length,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
+import { QueueName } from '../../queues';
+import type { TaskDefinition } from '../task-definition';
+
+export const IMAGE_FORMATS = ['jpeg', 'png', 'webp'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+/** Lighting presets the generator knows; any other string is accepted and recorded but neutral. */
+export const IMAGE_LIGHTING_PRESETS = [
+  'natural',
+  'dramatic_shadow',
+  'noir_dramatic',
+  'golden_hour',
+  'night',
+  'high_key',
+  'low_key',
+  'backlit',
+  'neon',
+] as const;
+
+/** Pose presets the generator knows; any other string is accepted and recorded but neutral. */
+export const IMAGE_POSE_PRESETS = [
+  'standing_confident',
+  'standing_relaxed',
+  'sitting',
+  'walking',
+  'running',
+  'portrait',
+  'action',
+] as const;
+
+const URL_OPTIONS = { protocols: ['http', 'https'], require_protocol: true, require_tld: false };
+
+export class GenerateImageTaskData {
+  @ApiProperty({
+    description: 'What the character looks like; the image is conditioned on it.',
+    example: 'Detective in 1920s noir style',
+    minLength: 1,
+    maxLength: 2000,
+  })
+  @IsString()
+  @Length(1, 2000)
+  character_description!: string;
+
+  @ApiPropertyOptional({
+    description: 'URL of a style-guide image (http/https); its palette is transferred.',
+    example: 'https://example.com/noir_style_guide.jpg',
+  })
+  @IsOptional()
+  @IsUrl(URL_OPTIONS)
+  @MaxLength(2048)
+  style_guide?: string;
+
+  @ApiPropertyOptional({
+    description: 'Up to 8 reference image URLs (http/https); their colours steer the palette.',
+    type: [String],
+    maxItems: 8,
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(8)
+  @IsUrl(URL_OPTIONS, { each: true })
+  @MaxLength(2048, { each: true })
+  reference_images?: string[];
+
+  @ApiPropertyOptional({
+    description: `Pose; known presets (${IMAGE_POSE_PRESETS.join(', ')}) shape the figure.`,
+    example: 'standing_confident',
+    maxLength: 100,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  pose?: string;
+
+  @ApiPropertyOptional({
+    description: `Lighting; known presets (${IMAGE_LIGHTING_PRESETS.join(', ')}) grade the image.`,
+    example: 'dramatic_shadow',
+    maxLength: 100,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  lighting?: string;
+
+  @ApiPropertyOptional({ minimum: 64, maximum: 2048, default: 1024 })
+  @IsOptional()
+  @IsInt()
+  @Min(64)
+  @Max(2048)
+  width?: number;
+
+  @ApiPropertyOptional({ minimum: 64, maximum: 2048, default: 1024 })
+  @IsOptional()
+  @IsInt()
+  @Min(64)
+  @Max(2048)
+  height?: number;
+
+  @ApiPropertyOptional({
+    description: 'Same inputs and seed give the same image. Derived from the inputs when absent.',
+    minimum: 0,
+    maximum: 2 ** 31 - 1,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(2 ** 31 - 1)
+  seed?: number;
+
+  @ApiPropertyOptional({ enum: IMAGE_FORMATS, default: 'jpeg' })
+  @IsOptional()
+  @IsIn(IMAGE_FORMATS)
+  format?: ImageFormat;
+}
+
+export const GENERATE_IMAGE_TASK: TaskDefinition<GenerateImageTaskData> = {
+  type: 'generate_image',
+  description: 'Character design image from a description, style guide and references.',
+  queue: QueueName.GpuMedium,
+  mediaKind: 'image',
+  dataClass: GenerateImageTaskData,
+  estimateDuration(data) {
+    // Cost grows with the pixel count; remote inputs add fetch time.
+    const megapixels = ((data.width ?? 1024) * (data.height ?? 1024)) / 1_048_576;
+    const fetches = (data.style_guide ? 1 : 0) + (data.reference_images?.length ?? 0);
+    return Math.max(5, Math.round(20 * megapixels + 2 * fetches));
+  },
+};

@@ -1,0 +1,30 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { GENERATE_IMAGE_TASK } from './generate-image/generate-image.task';
+import type { TaskDefinition } from './task-definition';
+
+/** Every task type the service offers. Adding one here requires a processor in apps/worker. */
+export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [GENERATE_IMAGE_TASK];
+
+/** Extra definitions for tests and benchmarks (e.g. a no-op type); never set by the apps. */
+export const EXTRA_TASK_DEFINITIONS = Symbol('EXTRA_TASK_DEFINITIONS');
+
+@Injectable()
+export class TaskDefinitions {
+  private readonly byType: Map<string, TaskDefinition<any>>;
+
+  constructor(@Optional() @Inject(EXTRA_TASK_DEFINITIONS) extra?: readonly TaskDefinition<any>[]) {
+    this.byType = new Map([...TASK_DEFINITIONS, ...(extra ?? [])].map((d) => [d.type, d]));
+  }
+
+  types(): string[] {
+    return [...this.byType.keys()];
+  }
+
+  all(): TaskDefinition<any>[] {
+    return [...this.byType.values()];
+  }
+
+  get(type: string): TaskDefinition<any> | undefined {
+    return this.byType.get(type);
+  }
+}

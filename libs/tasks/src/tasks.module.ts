@@ -1,0 +1,44 @@
+import { BullModule } from '@nestjs/bullmq';
+import { Module } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import { bullConnection } from '@app/redis';
+import { CancelBus } from './queue/cancel-bus';
+import { BULL_PREFIX_PART, TaskQueueService } from './queue/task-queue.service';
+import { ALL_QUEUES } from './queues';
+import { TaskRepository } from './records/task.repository';
+import { TaskLifecycleService } from './task-lifecycle.service';
+import { EXTRA_TASK_DEFINITIONS, TaskDefinitions } from './task-types/task-definitions';
+import { WorkerStatusRepository } from './workers/worker-status.repository';
+
+/** Task records, contracts, the queue producer and the lifecycle; shared by api and worker. */
+@Module({
+  imports: [
+    BullModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({
+        connection: bullConnection(config),
+        prefix: `${config.redis.prefix}:${BULL_PREFIX_PART}`,
+      }),
+    }),
+    BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
+  ],
+  providers: [
+    { provide: EXTRA_TASK_DEFINITIONS, useValue: [] },
+    TaskRepository,
+    TaskQueueService,
+    TaskDefinitions,
+    CancelBus,
+    TaskLifecycleService,
+    WorkerStatusRepository,
+  ],
+  exports: [
+    BullModule,
+    TaskRepository,
+    TaskQueueService,
+    TaskDefinitions,
+    CancelBus,
+    TaskLifecycleService,
+    WorkerStatusRepository,
+  ],
+})
+export class TasksModule {}

@@ -1,0 +1,3 @@
+export * from './file-server';
+export * from './http-client';
+export * from './test-config';

@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { AppConfig } from '@app/config';
+import { Redis } from 'ioredis';
+
+export const TEST_API_KEY = 'test-key-0123456789';
+
+/** A port the OS just handed out and released. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Config for a test: its own Redis key prefix and storage folder, fast retries, the real Redis
+ * of this machine (REDIS_URL if set).
+ */
+export function testConfig(env: Record<string, string> = {}): AppConfig {
+  return AppConfig.fromEnv({
+    NODE_ENV: 'test',
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_PREFIX: `test-${randomBytes(4).toString('hex')}`,
+    API_KEYS: TEST_API_KEY,
+    API_HOST: '127.0.0.1',
+    STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'ams-media-')),
+    RETRY_DELAY_SCALE: '0.001',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    WORKER_HEARTBEAT_INTERVAL: '1',
+    ...env,
+  });
+}
+
+/** Deletes every key under the config's prefix. */
+export async function cleanRedis(config: AppConfig): Promise<void> {
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.redis.prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => Promise<T | undefined>,
+  { timeoutMs = 30_000, intervalMs = 50, what = 'condition' } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
