@@ -32,7 +32,13 @@ export class ApiModule {
         StorageModule,
         TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
       ],
-      controllers: [TasksController, ProjectsController, WorkersController, HealthController, MediaController],
+      controllers: [
+        TasksController,
+        ProjectsController,
+        WorkersController,
+        HealthController,
+        MediaController,
+      ],
       providers: [
         TaskViews,
         RedisHealthIndicator,

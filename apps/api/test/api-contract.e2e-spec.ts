@@ -52,8 +52,13 @@ describe('REST contract (API only, real Redis)', () => {
           '/api/v1/health',
         ]),
       );
-      expect(spec.components.securitySchemes['api-key']).toMatchObject({ in: 'header', name: 'x-api-key' });
-      expect(spec.components.schemas.GenerateImageTaskData.required).toContain('character_description');
+      expect(spec.components.securitySchemes['api-key']).toMatchObject({
+        in: 'header',
+        name: 'x-api-key',
+      });
+      expect(spec.components.schemas.GenerateImageTaskData.required).toContain(
+        'character_description',
+      );
       expect(spec.paths['/api/v1/tasks/submit'].post.responses).toHaveProperty('400');
     });
   });
@@ -61,17 +66,49 @@ describe('REST contract (API only, real Redis)', () => {
   describe('validation: 400 naming the field', () => {
     const cases: Array<[string, unknown, RegExp]> = [
       ['bad project_id', image('../etc'), /project_id must be/],
-      ['unknown task_type', { ...image('p1'), task_type: 'make_coffee' }, /task_type must be one of: generate_image/],
-      ['missing description', { project_id: 'p1', task_type: 'generate_image', task_data: {} }, /task_data\.character_description/],
-      ['width too large', image('p1', { width: 5000 }), /task_data\.width must not be greater than 2048/],
-      ['too many references', image('p1', { reference_images: Array(9).fill('http://x.test/a.jpg') }), /task_data\.reference_images/],
-      ['non-http style guide', image('p1', { style_guide: 'file:///etc/passwd' }), /task_data\.style_guide/],
-      ['unknown task_data field', image('p1', { colour: 'red' }), /task_data\.colour should not exist/],
+      [
+        'unknown task_type',
+        { ...image('p1'), task_type: 'make_coffee' },
+        /task_type must be one of: generate_image/,
+      ],
+      [
+        'missing description',
+        { project_id: 'p1', task_type: 'generate_image', task_data: {} },
+        /task_data\.character_description/,
+      ],
+      [
+        'width too large',
+        image('p1', { width: 5000 }),
+        /task_data\.width must not be greater than 2048/,
+      ],
+      [
+        'too many references',
+        image('p1', { reference_images: Array(9).fill('http://x.test/a.jpg') }),
+        /task_data\.reference_images/,
+      ],
+      [
+        'non-http style guide',
+        image('p1', { style_guide: 'file:///etc/passwd' }),
+        /task_data\.style_guide/,
+      ],
+      [
+        'unknown task_data field',
+        image('p1', { colour: 'red' }),
+        /task_data\.colour should not exist/,
+      ],
       ['bad format', image('p1', { format: 'gif' }), /task_data\.format/],
       ['priority out of range', image('p1', {}, { priority: 7 }), /priority must be 1, 2 or 3/],
       ['bad callback', image('p1', {}, { callback_url: 'ftp://x' }), /callback_url/],
-      ['task_data not an object', { project_id: 'p1', task_type: 'generate_image', task_data: 'x' }, /task_data must be an object/],
-      ['unknown top-level field', { ...image('p1'), surprise: 1 }, /property surprise should not exist/],
+      [
+        'task_data not an object',
+        { project_id: 'p1', task_type: 'generate_image', task_data: 'x' },
+        /task_data must be an object/,
+      ],
+      [
+        'unknown top-level field',
+        { ...image('p1'), surprise: 1 },
+        /property surprise should not exist/,
+      ],
     ];
     it.each(cases)('%s', async (_, body, message) => {
       const res = await service.http.post('/tasks/submit', body);
@@ -81,13 +118,17 @@ describe('REST contract (API only, real Redis)', () => {
     });
 
     it('malformed JSON is a 400, not a crash', async () => {
-      const res = await service.http.request('POST', '/tasks/submit', { rawBody: '{"project_id": ' });
+      const res = await service.http.request('POST', '/tasks/submit', {
+        rawBody: '{"project_id": ',
+      });
       expect(res.status).toBe(400);
       expect((await service.http.get('/health/live')).status).toBe(200);
     });
 
     it('bad ids and query parameters', async () => {
-      expect((await service.http.get('/tasks/not-a-uuid/status')).body.message).toEqual(['task_id must be a UUID']);
+      expect((await service.http.get('/tasks/not-a-uuid/status')).body.message).toEqual([
+        'task_id must be a UUID',
+      ]);
       const list = await service.http.get('/projects/p1/tasks?limit=500&page=0&status=weird');
       expect(list.status).toBe(400);
       expect(list.body.message.join('\n')).toMatch(/limit must not be greater than 100/);
@@ -111,13 +152,18 @@ describe('REST contract (API only, real Redis)', () => {
 
   it('queued tasks: status shape, exact queue positions by priority, cancel and retry', async () => {
     const low = [];
-    for (let i = 0; i < 3; i++) low.push((await service.http.post('/tasks/submit', image('queue_p', {}, { priority: 3 }))).body);
+    for (let i = 0; i < 3; i++)
+      low.push(
+        (await service.http.post('/tasks/submit', image('queue_p', {}, { priority: 3 }))).body,
+      );
     expect(low.map((t) => t.queue_position)).toEqual([1, 2, 3]);
     const normal = (await service.http.post('/tasks/submit', image('queue_p'))).body;
     expect(normal.queue_position).toBe(1);
-    const high = (await service.http.post('/tasks/submit', image('queue_p', {}, { priority: 1 }))).body;
+    const high = (await service.http.post('/tasks/submit', image('queue_p', {}, { priority: 1 })))
+      .body;
     expect(high.queue_position).toBe(1);
-    const last = (await service.http.post('/tasks/submit', image('queue_p', {}, { priority: 3 }))).body;
+    const last = (await service.http.post('/tasks/submit', image('queue_p', {}, { priority: 3 })))
+      .body;
     expect(last.queue_position).toBe(6);
     expect(high.estimated_duration).toBeGreaterThan(0);
 
@@ -139,7 +185,10 @@ describe('REST contract (API only, real Redis)', () => {
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ status: 'cancelled', current_step: 'cancelled' });
     // The job left its queue: the next waiting task moved up.
-    const counts = await service.api.get(TaskQueueService).queue(QueueName.GpuMedium).getJobCounts('prioritized');
+    const counts = await service.api
+      .get(TaskQueueService)
+      .queue(QueueName.GpuMedium)
+      .getJobCounts('prioritized');
     expect(counts.prioritized).toBe(5);
     const conflict = await service.http.delete(`/tasks/${high.task_id}/cancel`);
     expect(conflict.status).toBe(409);
@@ -152,7 +201,8 @@ describe('REST contract (API only, real Redis)', () => {
 
   it('lists a project’s tasks with filters and pagination, never another project’s', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 7; i++) ids.push((await service.http.post('/tasks/submit', image('list_a'))).body.task_id);
+    for (let i = 0; i < 7; i++)
+      ids.push((await service.http.post('/tasks/submit', image('list_a'))).body.task_id);
     for (let i = 0; i < 2; i++) {
       await service.http.post('/tasks/submit', {
         project_id: 'list_a',
@@ -179,13 +229,19 @@ describe('REST contract (API only, real Redis)', () => {
     const page3 = await service.http.get('/projects/list_a/tasks?page=3&limit=4');
     expect(page3.body.tasks).toHaveLength(1);
     expect(page3.body.tasks[0].task_id).toBe(ids[0]); // newest first
-    const all = [...page1.body.tasks, ...(await service.http.get('/projects/list_a/tasks?page=2&limit=4')).body.tasks, ...page3.body.tasks];
+    const all = [
+      ...page1.body.tasks,
+      ...(await service.http.get('/projects/list_a/tasks?page=2&limit=4')).body.tasks,
+      ...page3.body.tasks,
+    ];
     expect(new Set(all.map((t: any) => t.task_id)).size).toBe(9);
 
     const cancelled = await service.http.get('/projects/list_a/tasks?status=cancelled');
     expect(cancelled.body.tasks.map((t: any) => t.task_id).sort()).toEqual([ids[0], ids[1]].sort());
     expect(cancelled.body.pagination).toMatchObject({ total: 2, limit: 20, page: 1 });
-    const images = await service.http.get('/projects/list_a/tasks?task_type=generate_image&status=queued');
+    const images = await service.http.get(
+      '/projects/list_a/tasks?task_type=generate_image&status=queued',
+    );
     expect(images.body.pagination.total).toBe(5);
     const sleeps = await service.http.get('/projects/list_a/tasks?task_type=test_sleep');
     expect(sleeps.body.pagination.total).toBe(2);
@@ -194,6 +250,9 @@ describe('REST contract (API only, real Redis)', () => {
     expect(b.body.pagination.total).toBe(3);
     expect(b.body.tasks.every((t: any) => !ids.includes(t.task_id))).toBe(true);
     const none = await service.http.get('/projects/nobody/tasks');
-    expect(none.body).toEqual({ tasks: [], pagination: { page: 1, limit: 20, total: 0, total_pages: 0 } });
+    expect(none.body).toEqual({
+      tasks: [],
+      pagination: { page: 1, limit: 20, total: 0, total_pages: 0 },
+    });
   });
 });

@@ -9,7 +9,10 @@ const root = path.resolve(__dirname, '../../..');
 /** `npm start` as a new user runs it: the built apps, started by scripts/start.mjs. */
 describe('npm start (scripts/start.mjs)', () => {
   beforeAll(() => {
-    if (!existsSync(path.join(root, 'dist/apps/api/main.js')) || !existsSync(path.join(root, 'dist/apps/worker/main.js'))) {
+    if (
+      !existsSync(path.join(root, 'dist/apps/api/main.js')) ||
+      !existsSync(path.join(root, 'dist/apps/worker/main.js'))
+    ) {
       const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
       if (build.status !== 0) throw new Error('npm run build failed');
     }
@@ -19,10 +22,14 @@ describe('npm start (scripts/start.mjs)', () => {
     let out = '';
     const child = spawn(process.execPath, ['scripts/start.mjs'], {
       cwd: root,
-      env: { ...process.env, START_ENV_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'ams-env-')), '.env'), ...env },
+      env: {
+        ...process.env,
+        START_ENV_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'ams-env-')), '.env'),
+        ...env,
+      },
     });
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     return { child, output: () => out };
   }
 
@@ -63,25 +70,40 @@ describe('npm start (scripts/start.mjs)', () => {
       });
       try {
         const http = new HttpClient(`http://127.0.0.1:${apiPort}/api/v1`);
-        await waitFor(async () => ((await http.get('/health/ready', { key: null }).catch(() => null))?.status === 200 ? true : undefined), {
-          timeoutMs: 60_000,
-          intervalMs: 250,
-          what: 'the API to be ready',
-        });
+        await waitFor(
+          async () =>
+            (await http.get('/health/ready', { key: null }).catch(() => null))?.status === 200
+              ? true
+              : undefined,
+          {
+            timeoutMs: 60_000,
+            intervalMs: 250,
+            what: 'the API to be ready',
+          },
+        );
         expect(output()).toMatch(/starting .*redis-server/);
         expect(output()).toMatch(/Swagger UI at http:\/\/127\.0\.0\.1:\d+\/docs/);
         expect(existsSync(path.join(redisDir, 'appendonlydir'))).toBe(true);
 
         const submitted = await http.post(
           '/tasks/submit',
-          { project_id: 'start_p', task_type: 'generate_image', task_data: { character_description: 'x', width: 64, height: 64 } },
+          {
+            project_id: 'start_p',
+            task_type: 'generate_image',
+            task_data: { character_description: 'x', width: 64, height: 64 },
+          },
           { key: 'start-test-key' },
         );
         expect(submitted.status).toBe(201);
-        const done = await waitFor(async () => {
-          const s = (await http.get(`/tasks/${submitted.body.task_id}/status`, { key: 'start-test-key' })).body;
-          return s.status === 'completed' || s.status === 'failed' ? s : undefined;
-        }, { timeoutMs: 60_000, what: 'the task to finish' });
+        const done = await waitFor(
+          async () => {
+            const s = (
+              await http.get(`/tasks/${submitted.body.task_id}/status`, { key: 'start-test-key' })
+            ).body;
+            return s.status === 'completed' || s.status === 'failed' ? s : undefined;
+          },
+          { timeoutMs: 60_000, what: 'the task to finish' },
+        );
         expect(done.status).toBe('completed');
       } finally {
         child.kill('SIGTERM');

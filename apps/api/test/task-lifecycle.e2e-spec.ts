@@ -35,7 +35,10 @@ describe('task lifecycle (API + worker, real Redis)', () => {
     );
 
   it('runs a task to completed with monotonic progress and named steps', async () => {
-    const submitted = await service.http.post('/tasks/submit', sleepTask({ duration_ms: 600, steps: 6 }));
+    const submitted = await service.http.post(
+      '/tasks/submit',
+      sleepTask({ duration_ms: 600, steps: 6 }),
+    );
     expect(submitted.status).toBe(201);
     expect(submitted.body).toEqual({
       task_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
@@ -66,26 +69,39 @@ describe('task lifecycle (API + worker, real Redis)', () => {
   });
 
   it('refuses a tampered or foreign media URL', async () => {
-    const { body } = await service.http.post('/tasks/submit', sleepTask({ duration_ms: 10, steps: 1 }));
+    const { body } = await service.http.post(
+      '/tasks/submit',
+      sleepTask({ duration_ms: 10, steps: 1 }),
+    );
     const done = await until(body.task_id, ['completed']);
     const url = new URL(done.result.media_url);
     url.searchParams.set('signature', 'x' + url.searchParams.get('signature')!.slice(1));
     expect((await fetch(url)).status).toBe(403);
     const other = done.result.media_url.replace(`/projects/${PROJECT}/`, '/projects/other_proj/');
     expect((await fetch(other)).status).toBe(403);
-    const traversal = done.result.media_url.replace(`/projects/${PROJECT}/`, '/projects/..%2F..%2Fetc/');
+    const traversal = done.result.media_url.replace(
+      `/projects/${PROJECT}/`,
+      '/projects/..%2F..%2Fetc/',
+    );
     expect([403, 404]).toContain((await fetch(traversal)).status);
   });
 
   it('cancels a running task: the processor sees its signal and the task ends cancelled', async () => {
-    const { body } = await service.http.post('/tasks/submit', sleepTask({ duration_ms: 20_000, steps: 200 }));
+    const { body } = await service.http.post(
+      '/tasks/submit',
+      sleepTask({ duration_ms: 20_000, steps: 200 }),
+    );
     const id = body.task_id as string;
-    await waitFor(async () => ((await status(id)).current_step === 'warming_up' ? true : undefined));
+    await waitFor(async () =>
+      (await status(id)).current_step === 'warming_up' ? true : undefined,
+    );
     const t0 = Date.now();
     const cancelled = await service.http.delete(`/tasks/${id}/cancel`);
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ task_id: id, status: 'cancelled' });
-    await waitFor(async () => (testSleepLog.aborted.has(id) ? true : undefined), { timeoutMs: 2000 });
+    await waitFor(async () => (testSleepLog.aborted.has(id) ? true : undefined), {
+      timeoutMs: 2000,
+    });
     expect(Date.now() - t0).toBeLessThan(1500);
     // It stays cancelled: the run never completes or fails it afterwards.
     await new Promise((r) => setTimeout(r, 400));

@@ -11,7 +11,9 @@ async function bootstrap(): Promise<void> {
     logger: nestLogLevels(config.logLevel),
   });
   app.enableShutdownHooks();
-  new Logger('Worker').log(`worker ${config.worker.id} up; queues ${config.worker.queues.join(', ')}`);
+  new Logger('Worker').log(
+    `worker ${config.worker.id} up; queues ${config.worker.queues.join(', ')}`,
+  );
 }
 
 bootstrap().catch((err: Error) => {

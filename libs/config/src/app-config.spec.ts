@@ -7,13 +7,23 @@ describe('AppConfig.fromEnv', () => {
     const c = AppConfig.fromEnv(base);
     expect(c.api).toMatchObject({ host: '0.0.0.0', port: 8001, keys: ['k1'] });
     expect(c.redis.url).toBe('redis://127.0.0.1:6379');
-    expect(c.tasks).toEqual({ maxRetryAttempts: 3, retryDelayScale: 1, timeoutSeconds: 3600, queueMaxSize: 1000 });
+    expect(c.tasks).toEqual({
+      maxRetryAttempts: 3,
+      retryDelayScale: 1,
+      timeoutSeconds: 3600,
+      queueMaxSize: 1000,
+    });
     expect(c.worker.queues).toEqual(['gpu_heavy', 'gpu_medium', 'cpu_intensive']);
     expect(c.gpu.backend).toBe('auto');
   });
 
   it('parses lists and numbers, and merges the seed API_KEY', () => {
-    const c = AppConfig.fromEnv({ API_KEYS: ' a , b,', API_KEY: 'c', API_PORT: '9000', WORKER_QUEUES: 'gpu_medium' });
+    const c = AppConfig.fromEnv({
+      API_KEYS: ' a , b,',
+      API_KEY: 'c',
+      API_PORT: '9000',
+      WORKER_QUEUES: 'gpu_medium',
+    });
     expect(c.api.keys).toEqual(['a', 'b', 'c']);
     expect(c.api.port).toBe(9000);
     expect(c.worker.queues).toEqual(['gpu_medium']);

@@ -4,7 +4,12 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
-import { EnvSchema, type LogLevel, type StorageDriverName, type TfjsBackendChoice } from './env.schema';
+import {
+  EnvSchema,
+  type LogLevel,
+  type StorageDriverName,
+  type TfjsBackendChoice,
+} from './env.schema';
 
 export type QueueId = 'gpu_heavy' | 'gpu_medium' | 'cpu_intensive';
 
@@ -20,7 +25,13 @@ export class ConfigError extends Error {
 export class AppConfig {
   readonly nodeEnv!: 'development' | 'production' | 'test';
   readonly redis!: { url: string; prefix: string };
-  readonly api!: { host: string; port: number; keys: readonly string[]; publicBaseUrl: string; swagger: boolean };
+  readonly api!: {
+    host: string;
+    port: number;
+    keys: readonly string[];
+    publicBaseUrl: string;
+    swagger: boolean;
+  };
   readonly tasks!: {
     maxRetryAttempts: number;
     retryDelayScale: number;
@@ -64,7 +75,8 @@ export class AppConfig {
     const keys = [...e.API_KEYS.split(','), ...(e.API_KEY ? [e.API_KEY] : [])]
       .map((k) => k.trim())
       .filter((k) => k.length > 0);
-    if (keys.length === 0) throw new ConfigError('Invalid configuration:\n- API_KEYS must list at least one key');
+    if (keys.length === 0)
+      throw new ConfigError('Invalid configuration:\n- API_KEYS must list at least one key');
     const queues = [...new Set(e.WORKER_QUEUES.split(',').map((q) => q.trim()))] as QueueId[];
     const config = new AppConfig();
     Object.assign(config, {
@@ -102,7 +114,9 @@ export class AppConfig {
         // Replicas sharing API_KEYS derive the same signing key, so their URLs verify anywhere.
         mediaUrlSecret:
           e.MEDIA_URL_SECRET ??
-          createHash('sha256').update(`media-url:${[...keys].sort().join(',')}`).digest('hex'),
+          createHash('sha256')
+            .update(`media-url:${[...keys].sort().join(',')}`)
+            .digest('hex'),
       },
       fetch: { timeoutMs: e.FETCH_TIMEOUT_MS, maxBytes: e.FETCH_MAX_BYTES },
       logLevel: e.LOG_LEVEL,

@@ -30,7 +30,8 @@ const lower = ({ value }: { value: unknown }): unknown =>
  * that a validation message names the variable to fix.
  */
 export class EnvSchema {
-  @IsOptional() @IsIn(['development', 'production', 'test'])
+  @IsOptional()
+  @IsIn(['development', 'production', 'test'])
   NODE_ENV: string = 'development';
 
   @IsUrl({ protocols: ['redis', 'rediss'], require_tld: false, require_protocol: true })
@@ -39,87 +40,130 @@ export class EnvSchema {
   @Matches(/^[A-Za-z0-9_.-]{1,40}$/, { message: 'REDIS_PREFIX must be 1-40 of A-Z a-z 0-9 _ . -' })
   REDIS_PREFIX: string = 'ams';
 
-  @IsString() @IsNotEmpty()
+  @IsString()
+  @IsNotEmpty()
   API_HOST: string = '0.0.0.0';
 
-  @IsInt() @Min(0) @Max(65535)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   API_PORT: number = 8001;
 
   /** Comma-separated API keys accepted in X-API-Key. */
-  @IsString() @IsNotEmpty({ message: 'API_KEYS must list at least one key (comma-separated)' })
+  @IsString()
+  @IsNotEmpty({ message: 'API_KEYS must list at least one key (comma-separated)' })
   API_KEYS: string = '';
 
   /** The seed's single-key variable; added to API_KEYS when set. */
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   API_KEY?: string;
 
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
   PUBLIC_BASE_URL: string = 'http://localhost:8001';
 
-  @IsInt() @Min(0) @Max(20)
+  @IsInt()
+  @Min(0)
+  @Max(20)
   MAX_RETRY_ATTEMPTS: number = 3;
 
   /** Multiplies the retry delays (30/120/300/60 s); tests and local runs may shorten them. */
-  @IsNumber() @Min(0) @Max(100)
+  @IsNumber()
+  @Min(0)
+  @Max(100)
   RETRY_DELAY_SCALE: number = 1;
 
-  @IsInt() @Min(1) @Max(7 * 24 * 3600)
+  @IsInt()
+  @Min(1)
+  @Max(7 * 24 * 3600)
   TASK_TIMEOUT: number = 3600;
 
-  @IsInt() @Min(1) @Max(10_000_000)
+  @IsInt()
+  @Min(1)
+  @Max(10_000_000)
   QUEUE_MAX_SIZE: number = 1000;
 
-  @Transform(lower) @IsIn(LOG_LEVELS)
+  @Transform(lower)
+  @IsIn(LOG_LEVELS)
   LOG_LEVEL: LogLevel = 'info';
 
   /** Queues this worker consumes, comma-separated: gpu_heavy,gpu_medium,cpu_intensive. */
-  @Matches(/^\s*(gpu_heavy|gpu_medium|cpu_intensive)(\s*,\s*(gpu_heavy|gpu_medium|cpu_intensive))*\s*$/, {
-    message: 'WORKER_QUEUES must be a comma-separated list of gpu_heavy, gpu_medium, cpu_intensive',
-  })
+  @Matches(
+    /^\s*(gpu_heavy|gpu_medium|cpu_intensive)(\s*,\s*(gpu_heavy|gpu_medium|cpu_intensive))*\s*$/,
+    {
+      message:
+        'WORKER_QUEUES must be a comma-separated list of gpu_heavy, gpu_medium, cpu_intensive',
+    },
+  )
   WORKER_QUEUES: string = 'gpu_heavy,gpu_medium,cpu_intensive';
 
-  @IsInt() @Min(1) @Max(64)
+  @IsInt()
+  @Min(1)
+  @Max(64)
   WORKER_CONCURRENCY_GPU_HEAVY: number = 1;
 
-  @IsInt() @Min(1) @Max(64)
+  @IsInt()
+  @Min(1)
+  @Max(64)
   WORKER_CONCURRENCY_GPU_MEDIUM: number = 1;
 
-  @IsInt() @Min(1) @Max(64)
+  @IsInt()
+  @Min(1)
+  @Max(64)
   WORKER_CONCURRENCY_CPU_INTENSIVE: number = 2;
 
-  @IsOptional() @Matches(/^[A-Za-z0-9_.:-]{1,100}$/, { message: 'WORKER_ID must be 1-100 of A-Z a-z 0-9 _ . : -' })
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_.:-]{1,100}$/, {
+    message: 'WORKER_ID must be 1-100 of A-Z a-z 0-9 _ . : -',
+  })
   WORKER_ID?: string;
 
-  @IsInt() @Min(1) @Max(300)
+  @IsInt()
+  @Min(1)
+  @Max(300)
   WORKER_HEARTBEAT_INTERVAL: number = 10;
 
-  @Transform(lower) @IsIn(TFJS_BACKENDS)
+  @Transform(lower)
+  @IsIn(TFJS_BACKENDS)
   TFJS_BACKEND: TfjsBackendChoice = 'auto';
 
-  @Transform(lower) @IsIn(STORAGE_DRIVERS)
+  @Transform(lower)
+  @IsIn(STORAGE_DRIVERS)
   STORAGE_DRIVER: StorageDriverName = 'local';
 
-  @IsString() @IsNotEmpty()
+  @IsString()
+  @IsNotEmpty()
   STORAGE_LOCAL_DIR: string = './data/media';
 
   /** Lifetime of signed media URLs, seconds. */
-  @IsInt() @Min(60) @Max(7 * 24 * 3600)
+  @IsInt()
+  @Min(60)
+  @Max(7 * 24 * 3600)
   MEDIA_URL_TTL: number = 24 * 3600;
 
   /** Key that signs local media URLs; derived from API_KEYS when absent. */
-  @IsOptional() @IsString() @IsNotEmpty()
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
   MEDIA_URL_SECRET?: string;
 
-  @IsInt() @Min(100) @Max(600_000)
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
   FETCH_TIMEOUT_MS: number = 15_000;
 
-  @IsInt() @Min(1024) @Max(2 * 1024 * 1024 * 1024)
+  @IsInt()
+  @Min(1024)
+  @Max(2 * 1024 * 1024 * 1024)
   FETCH_MAX_BYTES: number = 25 * 1024 * 1024;
 
-  @Transform(toBool) @IsBoolean()
+  @Transform(toBool)
+  @IsBoolean()
   ENABLE_SWAGGER: boolean = true;
 
   /** Seconds a worker lets running tasks finish on SIGTERM before handing them back. */
-  @IsInt() @Min(0) @Max(3600)
+  @IsInt()
+  @Min(0)
+  @Max(3600)
   SHUTDOWN_GRACE: number = 30;
 }

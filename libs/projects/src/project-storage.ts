@@ -6,7 +6,8 @@ const EXTENSION = /^[a-z0-9]{1,8}$/;
 
 /** Every object of a project lives below this prefix (seed 001 "Cloudflare R2 Organization"). */
 export function projectStoragePrefix(projectId: string): string {
-  if (!isValidProjectId(projectId)) throw new Error(`invalid project id for storage: ${projectId}`);
+  if (!isValidProjectId(projectId))
+    throw new Error(`invalid project id for storage: ${String(projectId)}`);
   return `projects/${projectId}/`;
 }
 
@@ -14,7 +15,12 @@ export function projectStoragePrefix(projectId: string): string {
  * `projects/{project_id}/{kind}/{task_id}/output.{ext}`. Every part is checked, so no user string
  * reaches a key unvalidated and a key never leaves its project's prefix.
  */
-export function mediaOutputKey(projectId: string, kind: MediaFolder, taskId: string, extension: string): string {
+export function mediaOutputKey(
+  projectId: string,
+  kind: MediaFolder,
+  taskId: string,
+  extension: string,
+): string {
   if (!UUID.test(taskId)) throw new Error(`invalid task id for storage: ${taskId}`);
   if (!EXTENSION.test(extension)) throw new Error(`invalid extension for storage: ${extension}`);
   return `${projectStoragePrefix(projectId)}${kind}/${taskId}/output.${extension}`;

@@ -31,7 +31,13 @@ export function createRedis(config: AppConfig, name: string): Redis {
 /** The shared command connection, injected by its class. */
 @Global()
 @Module({
-  providers: [{ provide: Redis, inject: [AppConfig], useFactory: (c: AppConfig) => createRedis(c, 'commands') }],
+  providers: [
+    {
+      provide: Redis,
+      inject: [AppConfig],
+      useFactory: (c: AppConfig) => createRedis(c, 'commands'),
+    },
+  ],
   exports: [Redis],
 })
 export class RedisModule implements OnApplicationShutdown {

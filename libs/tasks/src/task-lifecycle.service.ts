@@ -6,7 +6,12 @@ import { CancelBus } from './queue/cancel-bus';
 import type { TaskPriority } from './queues';
 import type { TaskRecord } from './records/task.record';
 import { TaskRepository, TransitionError } from './records/task.repository';
-import { QueueFullError, TaskConflictError, TaskNotFoundError, TaskValidationError } from './task-errors';
+import {
+  QueueFullError,
+  TaskConflictError,
+  TaskNotFoundError,
+  TaskValidationError,
+} from './task-errors';
 import { validateTaskData } from './task-types/task-data.validator';
 import { TaskDefinitions } from './task-types/task-definitions';
 
@@ -92,7 +97,9 @@ export class TaskLifecycleService {
     // The record says cancelled from here on; the queue and a running processor catch up.
     await this.queues.remove(task.queue, task.job_id);
     await this.cancels.publish(taskId);
-    this.logger.log(`task_id=${taskId} project_id=${task.project_id} cancelled (was ${task.status})`);
+    this.logger.log(
+      `task_id=${taskId} project_id=${task.project_id} cancelled (was ${task.status})`,
+    );
     return this.get(scope, taskId);
   }
 
@@ -154,7 +161,8 @@ export class TaskLifecycleService {
   private conflict(err: unknown, taskId: string, action: 'cancel' | 'retry'): Error {
     if (err instanceof TransitionError) {
       if (err.reason === 'not_found') return new TaskNotFoundError(taskId);
-      if (err.reason === 'illegal' && err.current) return new TaskConflictError(taskId, err.current, action);
+      if (err.reason === 'illegal' && err.current)
+        return new TaskConflictError(taskId, err.current, action);
     }
     return err as Error;
   }

@@ -27,11 +27,14 @@ export class TestFileServer {
         return;
       }
       res
-        .writeHead(file.status ?? 200, { 'content-type': file.contentType, 'content-length': file.body.length })
+        .writeHead(file.status ?? 200, {
+          'content-type': file.contentType,
+          'content-length': file.body.length,
+        })
         .end(file.body);
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
   async stop(): Promise<void> {

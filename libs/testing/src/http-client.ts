@@ -13,7 +13,12 @@ export class HttpClient {
   async request<T = any>(
     method: string,
     path: string,
-    opts: { body?: unknown; rawBody?: string; key?: string | null; headers?: Record<string, string> } = {},
+    opts: {
+      body?: unknown;
+      rawBody?: string;
+      key?: string | null;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<HttpResult<T>> {
     const headers: Record<string, string> = { ...opts.headers };
     const key = opts.key === undefined ? TEST_API_KEY : opts.key;

@@ -19,7 +19,9 @@ export class HealthController {
 
   @Get()
   @HealthCheck()
-  @ApiOperation({ summary: 'Redis, storage and the workers (GPU side); 503 when a dependency is down' })
+  @ApiOperation({
+    summary: 'Redis, storage and the workers (GPU side); 503 when a dependency is down',
+  })
   check() {
     return this.health.check([
       () => this.redis.check(),
@@ -37,7 +39,9 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: Redis answers and storage is reachable, each within a bound' })
+  @ApiOperation({
+    summary: 'Readiness: Redis answers and storage is reachable, each within a bound',
+  })
   ready() {
     return this.health.check([() => this.redis.check(), () => this.storage.check()]);
   }

@@ -38,7 +38,8 @@ export class MediaController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<StreamableFile> {
     const key = `projects/${projectId}/${kind}/${taskId}/${file}`;
-    if (this.storage !== this.local || !isKeyInProject(projectId, key)) throw new NotFoundException();
+    if (this.storage !== this.local || !isKeyInProject(projectId, key))
+      throw new NotFoundException();
     if (!this.local.verify(key, Number(expires), String(signature ?? ''))) {
       throw new ForbiddenException('Media URL signature is invalid or expired');
     }

@@ -33,7 +33,8 @@ export class ProjectsController {
     @Param('project_id', ProjectIdPipe) projectId: string,
     @Query() query: ListTasksQuery,
   ): Promise<TaskListResponseDto> {
-    if (scope && !scope.includes(projectId)) throw new NotFoundException(`Project ${projectId} not found`);
+    if (scope && !scope.includes(projectId))
+      throw new NotFoundException(`Project ${projectId} not found`);
     const { tasks, total } = await this.tasks.list(projectId, query);
     return {
       tasks: await Promise.all(tasks.map((t) => this.views.listItem(t))),

@@ -25,7 +25,11 @@ import {
 import { TASK_DEFINITIONS, TaskLifecycleService, type ProjectScope } from '@app/tasks';
 import { Scope } from '../auth/principal.decorator';
 import { SubmitTaskDto } from './dto/submit-task.dto';
-import { ErrorResponseDto, SubmitTaskResponseDto, TaskStatusResponseDto } from './dto/task-responses.dto';
+import {
+  ErrorResponseDto,
+  SubmitTaskResponseDto,
+  TaskStatusResponseDto,
+} from './dto/task-responses.dto';
 import { TaskViews } from './task-views';
 
 const uuid = new ParseUUIDPipe({
@@ -46,8 +50,14 @@ export class TasksController {
   @Post('submit')
   @ApiOperation({ summary: 'Submit a task; it is queued and runs on a worker of its queue' })
   @ApiCreatedResponse({ type: SubmitTaskResponseDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'A field is invalid; the message names it' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The queue is full (Retry-After)' })
+  @ApiBadRequestResponse({
+    type: ErrorResponseDto,
+    description: 'A field is invalid; the message names it',
+  })
+  @ApiServiceUnavailableResponse({
+    type: ErrorResponseDto,
+    description: 'The queue is full (Retry-After)',
+  })
   async submit(@Body() body: SubmitTaskDto): Promise<SubmitTaskResponseDto> {
     const task = await this.lifecycle.submit({
       project_id: body.project_id,
@@ -89,7 +99,10 @@ export class TasksController {
   @ApiOperation({ summary: 'Queue a failed or cancelled task again with the same parameters' })
   @ApiOkResponse({ type: SubmitTaskResponseDto })
   @ApiNotFoundResponse({ type: ErrorResponseDto })
-  @ApiConflictResponse({ type: ErrorResponseDto, description: 'The task is not failed or cancelled' })
+  @ApiConflictResponse({
+    type: ErrorResponseDto,
+    description: 'The task is not failed or cancelled',
+  })
   async retry(
     @Scope() scope: ProjectScope,
     @Param('task_id', uuid) taskId: string,

@@ -1,5 +1,11 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import {
+  ApiOkResponse,
+  ApiOperation,
+  ApiSecurity,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
 import { WorkerStatusRepository } from '@app/tasks';
 import { ErrorResponseDto, WorkersStatusResponseDto } from '../tasks/dto/task-responses.dto';
 
@@ -11,7 +17,9 @@ export class WorkersController {
   constructor(private readonly workers: WorkerStatusRepository) {}
 
   @Get('status')
-  @ApiOperation({ summary: 'Workers that sent a heartbeat within the last 5 minutes (seed 004 scenario 5)' })
+  @ApiOperation({
+    summary: 'Workers that sent a heartbeat within the last 5 minutes (seed 004 scenario 5)',
+  })
   @ApiOkResponse({ type: WorkersStatusResponseDto })
   async status(): Promise<WorkersStatusResponseDto> {
     const workers = await this.workers.list();

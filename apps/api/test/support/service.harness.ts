@@ -56,7 +56,9 @@ export class TestService {
       .overrideProvider(EXTRA_TASK_DEFINITIONS)
       .useValue(this.opts.extraDefinitions ?? [])
       .compile();
-    module.useLogger(process.env.TEST_LOG_LEVEL ? ['fatal', 'error', 'warn', 'log'] : ['fatal', 'error']);
+    module.useLogger(
+      process.env.TEST_LOG_LEVEL ? ['fatal', 'error', 'warn', 'log'] : ['fatal', 'error'],
+    );
     this.worker = await module.init();
     return this.worker;
   }

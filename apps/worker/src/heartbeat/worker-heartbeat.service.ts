@@ -25,7 +25,10 @@ export class WorkerHeartbeatService implements OnApplicationBootstrap, OnApplica
 
   async onApplicationBootstrap(): Promise<void> {
     await this.beat();
-    this.timer = setInterval(() => void this.beat(), this.config.worker.heartbeatIntervalSeconds * 1000);
+    this.timer = setInterval(
+      () => void this.beat(),
+      this.config.worker.heartbeatIntervalSeconds * 1000,
+    );
     this.timer.unref();
   }
 

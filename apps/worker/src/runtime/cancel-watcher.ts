@@ -1,4 +1,9 @@
-import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
 import { CancelBus } from '@app/tasks';
 import { TaskCancelledError } from './task-errors';
 import { TaskRunner } from './task-runner';
@@ -20,7 +25,9 @@ export class CancelWatcher implements OnApplicationBootstrap, OnModuleDestroy {
   async onApplicationBootstrap(): Promise<void> {
     await this.bus.subscribe((taskId) => this.runner.abort(taskId, new TaskCancelledError()));
     this.timer = setInterval(() => {
-      this.runner.reconcile().catch((err: Error) => this.logger.warn(`reconcile failed: ${err.message}`));
+      this.runner
+        .reconcile()
+        .catch((err: Error) => this.logger.warn(`reconcile failed: ${err.message}`));
     }, RECONCILE_INTERVAL_MS);
     this.timer.unref();
   }

@@ -1,7 +1,13 @@
 import { InputFetchError } from '@app/storage';
 import { TaskValidationError } from '@app/tasks';
 import { UnrecoverableError } from 'bullmq';
-import { classifyError, isRetryable, PermanentTaskError, retryDelayMs, TaskTimeoutError } from './task-errors';
+import {
+  classifyError,
+  isRetryable,
+  PermanentTaskError,
+  retryDelayMs,
+  TaskTimeoutError,
+} from './task-errors';
 
 describe('classifyError', () => {
   it.each([
@@ -11,7 +17,10 @@ describe('classifyError', () => {
     [new Error('OOM when allocating tensor'), 'gpu_memory'],
     [Object.assign(new Error('Too Many Requests'), { status: 429 }), 'rate_limit'],
     [new Error('rate limit exceeded'), 'rate_limit'],
-    [Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC', syscall: 'write' }), 'filesystem'],
+    [
+      Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC', syscall: 'write' }),
+      'filesystem',
+    ],
     [new TaskValidationError(['task_data.x bad']), 'validation'],
     [new PermanentTaskError('nope'), 'validation'],
     [new UnrecoverableError('nope'), 'validation'],
@@ -22,17 +31,33 @@ describe('classifyError', () => {
   });
 
   it('follows the fetcher: retryable fetch errors are network (or rate limit), others permanent', () => {
-    const retryable = new InputFetchError('task_data.style_guide', 'http://x/a', true, 'HTTP 503', 503);
+    const retryable = new InputFetchError(
+      'task_data.style_guide',
+      'http://x/a',
+      true,
+      'HTTP 503',
+      503,
+    );
     const gone = new InputFetchError('task_data.style_guide', 'http://x/a', false, 'HTTP 404', 404);
-    const limited = new InputFetchError('task_data.style_guide', 'http://x/a', true, 'HTTP 429', 429);
+    const limited = new InputFetchError(
+      'task_data.style_guide',
+      'http://x/a',
+      true,
+      'HTTP 429',
+      429,
+    );
     expect(classifyError(retryable)).toBe('network');
     expect(classifyError(gone)).toBe('validation');
     expect(classifyError(limited)).toBe('rate_limit');
   });
 
   it('retries only the seed classes; delays double per attempt', () => {
-    expect(['network', 'gpu_memory', 'rate_limit', 'default'].every((c) => isRetryable(c as never))).toBe(true);
-    expect(['validation', 'filesystem', 'timeout'].some((c) => isRetryable(c as never))).toBe(false);
+    expect(
+      ['network', 'gpu_memory', 'rate_limit', 'default'].every((c) => isRetryable(c as never)),
+    ).toBe(true);
+    expect(['validation', 'filesystem', 'timeout'].some((c) => isRetryable(c as never))).toBe(
+      false,
+    );
     expect(retryDelayMs('network', 1, 1)).toBe(30_000);
     expect(retryDelayMs('network', 2, 1)).toBe(60_000);
     expect(retryDelayMs('gpu_memory', 1, 1)).toBe(120_000);

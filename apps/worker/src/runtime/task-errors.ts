@@ -4,15 +4,12 @@ import { UnrecoverableError } from 'bullmq';
 
 /** Seed 000 "Task Retry Logic": error classes and their base delays. */
 export type ErrorClass =
-  | 'network'
-  | 'gpu_memory'
-  | 'rate_limit'
-  | 'default'
-  | 'validation'
-  | 'filesystem'
-  | 'timeout';
+  'network' | 'gpu_memory' | 'rate_limit' | 'default' | 'validation' | 'filesystem' | 'timeout';
 
-export const BASE_DELAY_SECONDS: Record<'network' | 'gpu_memory' | 'rate_limit' | 'default', number> = {
+export const BASE_DELAY_SECONDS: Record<
+  'network' | 'gpu_memory' | 'rate_limit' | 'default',
+  number
+> = {
   network: 30,
   gpu_memory: 120,
   rate_limit: 300,
@@ -54,7 +51,17 @@ const NETWORK_CODES = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
 ]);
-const FS_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'ENOSPC', 'EISDIR', 'ENOTDIR', 'EROFS', 'EMFILE', 'EEXIST']);
+const FS_CODES = new Set([
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'ENOSPC',
+  'EISDIR',
+  'ENOTDIR',
+  'EROFS',
+  'EMFILE',
+  'EEXIST',
+]);
 
 export function classifyError(err: unknown): ErrorClass {
   if (err instanceof TaskTimeoutError) return 'timeout';
@@ -69,12 +76,20 @@ export function classifyError(err: unknown): ErrorClass {
     if (!err.retryable) return 'validation';
     return err.status === 429 ? 'rate_limit' : 'network';
   }
-  const e = err as { code?: string; cause?: { code?: string }; message?: string; status?: number; syscall?: string };
+  const e = err as {
+    code?: string;
+    cause?: { code?: string };
+    message?: string;
+    status?: number;
+    syscall?: string;
+  };
   const message = String(e?.message ?? err);
-  if (/out of memory|\bOOM\b|ResourceExhausted|CUDA_ERROR_OUT_OF_MEMORY/i.test(message)) return 'gpu_memory';
+  if (/out of memory|\bOOM\b|ResourceExhausted|CUDA_ERROR_OUT_OF_MEMORY/i.test(message))
+    return 'gpu_memory';
   if (e?.status === 429 || /rate.?limit/i.test(message)) return 'rate_limit';
   const code = e?.code ?? e?.cause?.code;
-  if ((code && NETWORK_CODES.has(code)) || /fetch failed|socket hang up|network/i.test(message)) return 'network';
+  if ((code && NETWORK_CODES.has(code)) || /fetch failed|socket hang up|network/i.test(message))
+    return 'network';
   if (code && FS_CODES.has(code) && e?.syscall) return 'filesystem';
   return 'default';
 }
@@ -84,6 +99,10 @@ export function isRetryable(cls: ErrorClass): cls is keyof typeof BASE_DELAY_SEC
 }
 
 /** Base delay for the class, doubled for each attempt already made (attempt 1 → base). */
-export function retryDelayMs(cls: keyof typeof BASE_DELAY_SECONDS, attempt: number, scale: number): number {
+export function retryDelayMs(
+  cls: keyof typeof BASE_DELAY_SECONDS,
+  attempt: number,
+  scale: number,
+): number {
   return Math.round(BASE_DELAY_SECONDS[cls] * 2 ** (attempt - 1) * 1000 * scale);
 }

@@ -1,4 +1,4 @@
-import { Injectable, type Type } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import 'reflect-metadata';
 
 /** What a processor sees of the task it runs. It never writes task status itself. */
@@ -21,8 +21,18 @@ export interface RunningTask<TData> {
 
 /** The media a processor made: bytes in memory, or a file the runner moves into storage. */
 export type TaskMedia =
-  | { readonly kind: 'buffer'; readonly data: Buffer; readonly extension: string; readonly contentType: string }
-  | { readonly kind: 'file'; readonly path: string; readonly extension: string; readonly contentType: string };
+  | {
+      readonly kind: 'buffer';
+      readonly data: Buffer;
+      readonly extension: string;
+      readonly contentType: string;
+    }
+  | {
+      readonly kind: 'file';
+      readonly path: string;
+      readonly extension: string;
+      readonly contentType: string;
+    };
 
 export interface TaskOutput {
   readonly media: TaskMedia;
@@ -44,6 +54,6 @@ export function TaskProcessorFor(taskType: string): ClassDecorator {
   };
 }
 
-export function getProcessorTaskType(target: Type<unknown> | Function): string | undefined {
+export function getProcessorTaskType(target: object): string | undefined {
   return Reflect.getMetadata(TASK_PROCESSOR_TYPE, target) as string | undefined;
 }

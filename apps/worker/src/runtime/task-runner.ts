@@ -83,11 +83,17 @@ export class TaskRunner implements OnModuleDestroy {
     for (const taskId of this.active.keys()) this.abort(taskId, new Error('worker shutting down'));
   }
 
-  async run(job: Job<TaskJobData>, token: string | undefined, jobSignal?: AbortSignal): Promise<string> {
+  async run(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    jobSignal?: AbortSignal,
+  ): Promise<string> {
     const taskId = job.data.task_id;
     const task = await this.tasks.get(taskId);
     if (!task) {
-      this.logger.warn(`task_id=${taskId} project_id=${job.data.project_id} job ${job.id} has no task record; dropped`);
+      this.logger.warn(
+        `task_id=${taskId} project_id=${job.data.project_id} job ${job.id} has no task record; dropped`,
+      );
       return 'missing';
     }
     const log = `task_id=${taskId} project_id=${task.project_id}`;
@@ -191,7 +197,9 @@ export class TaskRunner implements OnModuleDestroy {
     try {
       return await this.storage.put(
         key,
-        media.kind === 'buffer' ? { kind: 'buffer', data: media.data } : { kind: 'file', path: media.path },
+        media.kind === 'buffer'
+          ? { kind: 'buffer', data: media.data }
+          : { kind: 'file', path: media.path },
         media.contentType,
       );
     } finally {
@@ -235,7 +243,9 @@ export class TaskRunner implements OnModuleDestroy {
         if (transitionErr instanceof TransitionError) return 'cancelled';
         throw transitionErr;
       }
-      this.logger.warn(`${log} attempt ${attempt} failed (${cls}): ${message}; retry in ${delay} ms`);
+      this.logger.warn(
+        `${log} attempt ${attempt} failed (${cls}): ${message}; retry in ${delay} ms`,
+      );
       await job.moveToDelayed(Date.now() + delay, token);
       throw new DelayedError();
     }
@@ -290,7 +300,7 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
       },
       (e) => {
         signal.removeEventListener('abort', onAbort);
-        reject(e);
+        reject(e as Error);
       },
     );
   });

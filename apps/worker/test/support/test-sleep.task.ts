@@ -2,25 +2,39 @@ import { Module } from '@nestjs/common';
 import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { QueueName, type TaskDefinition } from '@app/tasks';
 import { PermanentTaskError } from '../../src/runtime/task-errors';
-import { TaskProcessorFor, type RunningTask, type TaskOutput, type TaskProcessor } from '../../src/runtime/task-processor';
+import {
+  TaskProcessorFor,
+  type RunningTask,
+  type TaskOutput,
+  type TaskProcessor,
+} from '../../src/runtime/task-processor';
 
 /** Test-only task type: waits in steps, can fail on purpose, returns a small text file. */
 export class TestSleepTaskData {
-  @IsInt() @Min(0) @Max(600_000)
+  @IsInt()
+  @Min(0)
+  @Max(600_000)
   duration_ms!: number;
 
-  @IsOptional() @IsInt() @Min(1) @Max(1000)
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1000)
   steps?: number;
 
   /** Fail the first `fail_times` runs (counted per task) with an error of this kind. */
-  @IsOptional() @IsInt() @Min(0)
+  @IsOptional()
+  @IsInt()
+  @Min(0)
   fail_times?: number;
 
-  @IsOptional() @IsIn(['network', 'validation', 'default', 'gpu_memory'])
+  @IsOptional()
+  @IsIn(['network', 'validation', 'default', 'gpu_memory'])
   fail_kind?: 'network' | 'validation' | 'default' | 'gpu_memory';
 
   /** Ignore the abort signal (to test the runner's hard limit). */
-  @IsOptional() @IsIn([true, false])
+  @IsOptional()
+  @IsIn([true, false])
   ignore_signal?: boolean;
 }
 
@@ -55,10 +69,19 @@ class SleepBase implements TaskProcessor<TestSleepTaskData> {
   async process(task: RunningTask<TestSleepTaskData>): Promise<TaskOutput> {
     const run = (testSleepLog.runs.get(task.taskId) ?? 0) + 1;
     testSleepLog.runs.set(task.taskId, run);
-    const { duration_ms, steps = 10, fail_times = 0, fail_kind = 'default', ignore_signal } = task.data;
+    const {
+      duration_ms,
+      steps = 10,
+      fail_times = 0,
+      fail_kind = 'default',
+      ignore_signal,
+    } = task.data;
     if (run <= fail_times) {
       if (fail_kind === 'validation') throw new PermanentTaskError(`bad input (run ${run})`);
-      if (fail_kind === 'network') throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:80'), { code: 'ECONNREFUSED' });
+      if (fail_kind === 'network')
+        throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:80'), {
+          code: 'ECONNREFUSED',
+        });
       if (fail_kind === 'gpu_memory') throw new Error('CUDA out of memory');
       throw new Error(`boom (run ${run})`);
     }
@@ -77,7 +100,12 @@ class SleepBase implements TaskProcessor<TestSleepTaskData> {
     }
     testSleepLog.finished.add(task.taskId);
     return {
-      media: { kind: 'buffer', data: Buffer.from(JSON.stringify({ slept_ms: duration_ms })), extension: 'json', contentType: 'application/json' },
+      media: {
+        kind: 'buffer',
+        data: Buffer.from(JSON.stringify({ slept_ms: duration_ms })),
+        extension: 'json',
+        contentType: 'application/json',
+      },
       metadata: { slept_ms: duration_ms, run },
     };
   }

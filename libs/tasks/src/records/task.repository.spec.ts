@@ -36,23 +36,43 @@ describe('TaskRepository', () => {
   it('creates a record, its indexes and the project record', async () => {
     const id = await create('proj_create');
     const task = await repo.get(id);
-    expect(task).toMatchObject({ status: 'queued', progress: 0, task_data: { a: 1 }, result: null, attempts: 0 });
+    expect(task).toMatchObject({
+      status: 'queued',
+      progress: 0,
+      task_data: { a: 1 },
+      result: null,
+      attempts: 0,
+    });
     const project = await projects.get('proj_create');
-    expect(project).toMatchObject({ task_count: 1, pending_tasks: 1, active_tasks: 0, storage_prefix: 'projects/proj_create/' });
+    expect(project).toMatchObject({
+      task_count: 1,
+      pending_tasks: 1,
+      active_tasks: 0,
+      storage_prefix: 'projects/proj_create/',
+    });
     expect(await projects.active()).toContain('proj_create');
   });
 
   it('applies only legal transitions, atomically, and keeps counters right', async () => {
     const id = await create('proj_tr');
-    await expect(repo.transition(id, 'completed')).rejects.toMatchObject({ reason: 'illegal', current: 'queued' });
+    await expect(repo.transition(id, 'completed')).rejects.toMatchObject({
+      reason: 'illegal',
+      current: 'queued',
+    });
     expect(await repo.transition(id, 'processing', { run_id: 'r1' })).toBe('queued');
     expect(await projects.get('proj_tr')).toMatchObject({ active_tasks: 1, pending_tasks: 1 });
-    await expect(repo.transition(id, 'completed', {}, { runId: 'other' })).rejects.toMatchObject({ reason: 'stale_run' });
-    expect(await repo.transition(id, 'completed', { progress: 1 }, { runId: 'r1' })).toBe('processing');
+    await expect(repo.transition(id, 'completed', {}, { runId: 'other' })).rejects.toMatchObject({
+      reason: 'stale_run',
+    });
+    expect(await repo.transition(id, 'completed', { progress: 1 }, { runId: 'r1' })).toBe(
+      'processing',
+    );
     expect(await projects.get('proj_tr')).toMatchObject({ active_tasks: 0, pending_tasks: 0 });
     expect(await projects.active()).not.toContain('proj_tr');
     await expect(repo.transition(id, 'cancelled')).rejects.toBeInstanceOf(TransitionError);
-    await expect(repo.transition(randomUUID(), 'cancelled')).rejects.toMatchObject({ reason: 'not_found' });
+    await expect(repo.transition(randomUUID(), 'cancelled')).rejects.toMatchObject({
+      reason: 'not_found',
+    });
   });
 
   it('cancel racing completion has exactly one winner', async () => {
@@ -74,7 +94,10 @@ describe('TaskRepository', () => {
   it('stores progress monotonic, only for the current run, and reports a cancel', async () => {
     const id = await create('proj_pg');
     await repo.transition(id, 'processing', { run_id: 'run-a' });
-    expect(await repo.reportProgress(id, 'run-a', 0.5, 'generating_image')).toEqual({ status: 'processing', progress: 0.5 });
+    expect(await repo.reportProgress(id, 'run-a', 0.5, 'generating_image')).toEqual({
+      status: 'processing',
+      progress: 0.5,
+    });
     expect((await repo.reportProgress(id, 'run-a', 0.2, 'generating_image')).progress).toBe(0.5);
     expect((await repo.reportProgress(id, 'run-b', 0.9, 'other')).progress).toBe(0.5);
     expect(await repo.get(id)).toMatchObject({ progress: 0.5, current_step: 'generating_image' });
@@ -87,14 +110,20 @@ describe('TaskRepository', () => {
   it('lists newest first by index, with filters, at the cost of one page', async () => {
     const t0 = Date.now();
     const ids = [];
-    for (let i = 0; i < 5; i++) ids.push(await create('proj_list', i % 2 ? 'process_audio' : 'generate_image', t0 + i));
+    for (let i = 0; i < 5; i++)
+      ids.push(await create('proj_list', i % 2 ? 'process_audio' : 'generate_image', t0 + i));
     await repo.transition(ids[4], 'cancelled');
     const page = await repo.list('proj_list', { page: 1, limit: 2 });
     expect(page.total).toBe(5);
     expect(page.tasks.map((t) => t.task_id)).toEqual([ids[4], ids[3]]);
     const audio = await repo.list('proj_list', { page: 1, limit: 10, task_type: 'process_audio' });
     expect(audio.tasks.map((t) => t.task_id)).toEqual([ids[3], ids[1]]);
-    const queuedImages = await repo.list('proj_list', { page: 1, limit: 10, task_type: 'generate_image', status: 'queued' });
+    const queuedImages = await repo.list('proj_list', {
+      page: 1,
+      limit: 10,
+      task_type: 'generate_image',
+      status: 'queued',
+    });
     expect(queuedImages.tasks.map((t) => t.task_id)).toEqual([ids[2], ids[0]]);
     expect((await repo.list('proj_list', { page: 9, limit: 10 })).tasks).toEqual([]);
   });

@@ -61,7 +61,11 @@ export class TransitionError extends Error {
 interface ScriptedRedis extends Redis {
   amsCreateTask(key: string, ...args: Array<string | number>): Promise<number>;
   amsTransitionTask(taskKey: string, progressKey: string, ...args: string[]): Promise<string>;
-  amsReportProgress(taskKey: string, progressKey: string, ...args: string[]): Promise<[string, string]>;
+  amsReportProgress(
+    taskKey: string,
+    progressKey: string,
+    ...args: string[]
+  ): Promise<[string, string]>;
 }
 
 /**
@@ -133,7 +137,10 @@ export class TaskRepository {
   }
 
   /** The task, only if it belongs to the project (other projects' tasks do not exist for you). */
-  async getInProject(projectIds: readonly string[] | null, taskId: string): Promise<TaskRecord | null> {
+  async getInProject(
+    projectIds: readonly string[] | null,
+    taskId: string,
+  ): Promise<TaskRecord | null> {
     const task = await this.get(taskId);
     if (!task || (projectIds && !projectIds.includes(task.project_id))) return null;
     return task;
@@ -157,7 +164,8 @@ export class TaskRepository {
     const del: string[] = [];
     for (const [field, value] of Object.entries(patch)) {
       if (value === null) del.push(field);
-      else if (value !== undefined) set[field] = typeof value === 'object' ? JSON.stringify(value) : String(value);
+      else if (value !== undefined)
+        set[field] = typeof value === 'object' ? JSON.stringify(value) : String(value);
     }
     const from = opts.from ?? allowedFrom(to);
     try {

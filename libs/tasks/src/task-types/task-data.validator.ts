@@ -27,7 +27,9 @@ export function flatten(errors: ValidationError[], path: string): string[] {
     // class-validator starts most messages with the property name: widen it to the full path.
     const own = Object.values(e.constraints ?? {}).map((m) => {
       const bare = m.replace(/^property /, '');
-      return bare.startsWith(`${e.property} `) ? `${at}${bare.slice(e.property.length)}` : `${at}: ${m}`;
+      return bare.startsWith(`${e.property} `)
+        ? `${at}${bare.slice(e.property.length)}`
+        : `${at}: ${m}`;
     });
     return [...own, ...flatten(e.children ?? [], at)];
   });

@@ -1,6 +1,15 @@
 import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUrl, Matches, MaxLength } from 'class-validator';
+import {
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  MaxLength,
+} from 'class-validator';
 import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '@app/projects';
 import { TASK_DEFINITIONS, type TaskPriority } from '@app/tasks';
 
@@ -25,7 +34,11 @@ export class SubmitTaskDto {
   @IsObject()
   task_data!: Record<string, unknown>;
 
-  @ApiPropertyOptional({ enum: [1, 2, 3], default: 2, description: '1 = high, 2 = normal, 3 = low' })
+  @ApiPropertyOptional({
+    enum: [1, 2, 3],
+    default: 2,
+    description: '1 = high, 2 = normal, 3 = low',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt()

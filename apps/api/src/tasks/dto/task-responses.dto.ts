@@ -6,18 +6,27 @@ export class SubmitTaskResponseDto {
   @ApiProperty({ enum: ['queued'] }) status!: TaskStatus;
   @ApiProperty() project_id!: string;
   @ApiProperty({ description: 'Seconds a typical run takes' }) estimated_duration!: number;
-  @ApiProperty({ description: 'Rank among the waiting jobs of its queue (1 = next); 0 = already started' })
+  @ApiProperty({
+    description: 'Rank among the waiting jobs of its queue (1 = next); 0 = already started',
+  })
   queue_position!: number;
   @ApiProperty({ format: 'date-time' }) created_at!: string;
 }
 
 export class TaskResultDto {
-  @ApiProperty({ description: 'Where the output can be downloaded (signed, expires)' }) media_url!: string;
+  @ApiProperty({ description: 'Where the output can be downloaded (signed, expires)' })
+  media_url!: string;
   @ApiProperty({ nullable: true, type: String }) payload_media_id!: string | null;
   @ApiProperty({
     type: 'object',
     additionalProperties: true,
-    example: { resolution: '1024x1024', file_size: 182734, format: 'JPEG', seed: 42, backend: 'wasm' },
+    example: {
+      resolution: '1024x1024',
+      file_size: 182734,
+      format: 'JPEG',
+      seed: 42,
+      backend: 'wasm',
+    },
   })
   metadata!: Record<string, unknown>;
 }
