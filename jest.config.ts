@@ -31,6 +31,8 @@ const common = {
 };
 
 const config: Config = {
+  // e2e suites wait for real workers; unit specs finish far sooner.
+  testTimeout: 120_000,
   projects: [
     {
       ...common,
@@ -41,7 +43,6 @@ const config: Config = {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/apps/*/test/**/*.e2e-spec.ts'],
-      testTimeout: 120_000,
     },
   ],
 };

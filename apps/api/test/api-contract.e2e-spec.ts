@@ -256,3 +256,25 @@ describe('REST contract (API only, real Redis)', () => {
     });
   });
 });
+
+describe('backpressure (QUEUE_MAX_SIZE)', () => {
+  const service = new TestService({ worker: false, env: { QUEUE_MAX_SIZE: '2' } });
+  beforeAll(() => service.start());
+  afterAll(() => service.close());
+
+  it('answers 503 with Retry-After once the queue holds QUEUE_MAX_SIZE waiting jobs', async () => {
+    const body = {
+      project_id: 'bp',
+      task_type: 'generate_image',
+      task_data: { character_description: 'x' },
+    };
+    expect((await service.http.post('/tasks/submit', body)).status).toBe(201);
+    expect((await service.http.post('/tasks/submit', body)).status).toBe(201);
+    const full = await service.http.post('/tasks/submit', body);
+    expect(full.status).toBe(503);
+    expect(full.headers.get('retry-after')).toBe('30');
+    expect(full.body.message).toMatch(/Queue gpu_medium is full/);
+    const listed = await service.http.get('/projects/bp/tasks');
+    expect(listed.body.pagination.total).toBe(2);
+  });
+});

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, HttpClient, waitFor } from '@app/testing';
@@ -44,9 +45,12 @@ describe('npm start (scripts/start.mjs)', () => {
     const started = Date.now();
     const { child, output } = start({
       REDIS_URL: `redis://127.0.0.1:${port}`,
-      PATH: path.dirname(process.execPath) + ':/nonexistent',
+      // The script runs with process.execPath; an empty PATH hides redis-server.
+      PATH: '/nonexistent',
     });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     expect(await exit(child)).toBe(1);
+    clearTimeout(timer);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(output()).toMatch(/Nothing answers at REDIS_URL/);
     expect(output()).toMatch(/redis-server/);
@@ -110,8 +114,15 @@ describe('npm start (scripts/start.mjs)', () => {
         await exit(child);
       }
       // redis-server was a child: it is gone too.
-      const probe = await fetch(`http://127.0.0.1:${redisPort}`).catch((e: Error) => e);
-      expect(probe).toBeInstanceOf(Error);
+      const refused = await new Promise<boolean>((resolve) => {
+        const socket = net.connect(redisPort, '127.0.0.1');
+        socket.on('connect', () => {
+          socket.destroy();
+          resolve(false);
+        });
+        socket.on('error', () => resolve(true));
+      });
+      expect(refused).toBe(true);
     },
     120_000,
   );

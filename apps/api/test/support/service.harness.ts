@@ -2,7 +2,11 @@ import type { INestApplicationContext, Type } from '@nestjs/common';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import type { AppConfig } from '@app/config';
-import { EXTRA_TASK_DEFINITIONS, type TaskDefinition } from '@app/tasks';
+import { ALL_QUEUES, EXTRA_TASK_DEFINITIONS, type TaskDefinition } from '@app/tasks';
+import { getQueueToken, WorkerHost } from '@nestjs/bullmq';
+import { DiscoveryService } from '@nestjs/core';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { cleanRedis, freePort, HttpClient, testConfig } from '@app/testing';
 import { ApiModule } from '../../src/api.module';
 import { setupApp } from '../../src/setup-app';
@@ -59,7 +63,19 @@ export class TestService {
     module.useLogger(
       process.env.TEST_LOG_LEVEL ? ['fatal', 'error', 'warn', 'log'] : ['fatal', 'error'],
     );
-    this.worker = await module.init();
+    try {
+      this.worker = await module.init();
+    } catch (err) {
+      // A worker that refused to boot still opened connections; Nest skips shutdown hooks then.
+      await module.close().catch(() => undefined);
+      module.get(Redis, { strict: false }).disconnect();
+      for (const name of ALL_QUEUES)
+        await module.get<Queue>(getQueueToken(name), { strict: false }).close();
+      for (const { instance } of module.get(DiscoveryService).getProviders()) {
+        if (instance instanceof WorkerHost) await instance.worker?.close();
+      }
+      throw err;
+    }
     return this.worker;
   }
 

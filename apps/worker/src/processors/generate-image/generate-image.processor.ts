@@ -1,0 +1,225 @@
+import { Logger } from '@nestjs/common';
+import sharp from 'sharp';
+import { GpuService } from '@app/gpu';
+import { InputFetchError, InputFetcher } from '@app/storage';
+import type { GenerateImageTaskData, ImageFormat } from '@app/tasks';
+import {
+  TaskProcessorFor,
+  type RunningTask,
+  type TaskOutput,
+  type TaskProcessor,
+} from '../../runtime/task-processor';
+import { CharacterRenderer, MODEL_NAME, type PaletteInputs } from './character.renderer';
+import { deriveSeed } from './seeded.random';
+
+const ENCODINGS: Record<
+  ImageFormat,
+  { extension: 'jpg' | 'png' | 'webp'; contentType: string; label: string }
+> = {
+  jpeg: { extension: 'jpg', contentType: 'image/jpeg', label: 'JPEG' },
+  png: { extension: 'png', contentType: 'image/png', label: 'PNG' },
+  webp: { extension: 'webp', contentType: 'image/webp', label: 'WEBP' },
+};
+
+/** Side of the thumbnails palettes are computed from. */
+const THUMBNAIL = 64;
+/** Decoding bombs stop here (a 50 MP input is already far more than a palette needs). */
+const MAX_INPUT_PIXELS = 50_000_000;
+
+// Progress milestones: bands fill FETCHED (or LOADED) .. BANDS_DONE, encoding ends at GENERATED.
+const LOADED = 0.1;
+const FETCHED = 0.3;
+const BANDS_DONE = 0.9;
+const GENERATED = 0.95;
+
+/**
+ * Character design images: a CPPN run on tfjs draws a posed figure over a background, textured
+ * and coloured from the description and seed, with the palette of the style guide and references
+ * and a lighting grade. Renders in row bands and yields between them so the event loop (and the
+ * job lock renewal) keeps running during a 2048² image.
+ */
+@TaskProcessorFor('generate_image')
+export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskData> {
+  private readonly logger = new Logger(GenerateImageProcessor.name);
+
+  constructor(
+    private readonly gpu: GpuService,
+    private readonly inputs: InputFetcher,
+  ) {}
+
+  async process(task: RunningTask<GenerateImageTaskData>): Promise<TaskOutput> {
+    const data = task.data;
+    const width = data.width ?? 1024;
+    const height = data.height ?? 1024;
+    const format = data.format ?? 'jpeg';
+    // Size and format stay out of the derived seed: the CPPN is resolution-independent, so the
+    // same request at another size draws the same character.
+    const seed =
+      data.seed ??
+      deriveSeed([
+        data.character_description,
+        data.style_guide ?? null,
+        data.reference_images ?? [],
+        data.pose ?? null,
+        data.lighting ?? null,
+      ]);
+    const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
+    throwIfAborted(task.signal);
+    const started = Date.now();
+    await this.gpu.init();
+
+    const { pixels, summary } = await this.gpu.scoped(`generate_image ${tag}`, async (scope) => {
+      await task.progress(0.05, 'loading_models');
+      const renderer = CharacterRenderer.create(this.gpu.tf, scope, {
+        width,
+        height,
+        seed,
+        description: data.character_description,
+        pose: data.pose,
+        lighting: data.lighting,
+      });
+      await task.progress(LOADED, 'loading_models');
+
+      const palette = await this.fetchPalette(task);
+      if (palette) renderer.usePalette(palette);
+      throwIfAborted(task.signal);
+
+      const from = palette ? FETCHED : LOADED;
+      await task.progress(from, 'generating_image');
+      const out = Buffer.alloc(width * height * 3);
+      let reported = from;
+      for (let row = 0; row < height; row += renderer.bandRows) {
+        throwIfAborted(task.signal);
+        renderer.renderBand(row, Math.min(renderer.bandRows, height - row), out);
+        const done = Math.min(height, row + renderer.bandRows) / height;
+        const fraction = from + (BANDS_DONE - from) * done;
+        // A dozen-odd updates per image is plenty; each one is a Redis write.
+        if (fraction - reported >= 0.05) {
+          reported = fraction;
+          await task.progress(fraction, 'generating_image');
+        }
+        // Let timers and I/O (BullMQ lock renewal, cancel messages) run between bands.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      return { pixels: out, summary: renderer.summary() };
+    });
+
+    throwIfAborted(task.signal);
+    const encoding = ENCODINGS[format];
+    const image = await encode(pixels, width, height, format);
+    await task.progress(GENERATED, 'generating_image');
+
+    const elapsed = Date.now() - started;
+    this.logger.log(
+      `${tag}: ${width}x${height} ${encoding.label} (${image.length} bytes) in ${elapsed} ms ` +
+        `on ${this.gpu.backendName}, seed ${seed}, pose ${summary.pose_preset}, lighting ${summary.lighting_preset}`,
+    );
+    return {
+      media: {
+        kind: 'buffer',
+        data: image,
+        extension: encoding.extension,
+        contentType: encoding.contentType,
+      },
+      metadata: {
+        resolution: `${width}x${height}`,
+        format: encoding.label,
+        width,
+        height,
+        seed,
+        seed_source: data.seed === undefined ? 'derived' : 'request',
+        model: MODEL_NAME,
+        backend: this.gpu.backendName,
+        pose: data.pose ?? null,
+        lighting: data.lighting ?? null,
+        ...summary,
+        render_ms: elapsed,
+      },
+    };
+  }
+
+  /** Style guide and references as RGBA thumbnails, fetched in parallel; undefined if none. */
+  private async fetchPalette(
+    task: RunningTask<GenerateImageTaskData>,
+  ): Promise<PaletteInputs | undefined> {
+    const { style_guide: guide, reference_images: refs = [] } = task.data;
+    const wanted = [
+      ...(guide ? [{ field: 'task_data.style_guide', url: guide }] : []),
+      ...refs.map((url, i) => ({ field: `task_data.reference_images[${i}]`, url })),
+    ];
+    if (wanted.length === 0) return undefined;
+
+    await task.progress(LOADED, 'fetching_references');
+    // The first failure stops the other downloads.
+    const stop = new AbortController();
+    const signal = AbortSignal.any([task.signal, stop.signal]);
+    let done = 0;
+    try {
+      const thumbnails = await Promise.all(
+        wanted.map(async ({ field, url }) => {
+          const { data } = await this.inputs.fetch(url, { field, signal, accept: 'image' });
+          const pixels = await thumbnail(data, field, url);
+          done += 1;
+          if (!signal.aborted)
+            await task.progress(
+              LOADED + ((FETCHED - LOADED) * done) / wanted.length,
+              'fetching_references',
+            );
+          return pixels;
+        }),
+      );
+      return {
+        styleGuide: guide ? thumbnails[0] : undefined,
+        references: guide ? thumbnails.slice(1) : thumbnails,
+      };
+    } catch (err) {
+      stop.abort(err);
+      // A cancelled task reports its own reason, not whichever download noticed first.
+      throwIfAborted(task.signal);
+      throw err;
+    }
+  }
+}
+
+/** Throws the abort reason itself: the runner tells cancellation from timeout by it. */
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason;
+}
+
+async function thumbnail(data: Buffer, field: string, url: string): Promise<Uint8Array> {
+  try {
+    return await sharp(data, { limitInputPixels: MAX_INPUT_PIXELS })
+      .resize(THUMBNAIL, THUMBNAIL, { fit: 'fill' })
+      .toColourspace('srgb')
+      .ensureAlpha()
+      .raw()
+      .toBuffer();
+  } catch (err) {
+    throw new InputFetchError(
+      field,
+      InputFetchError.redactUrl(url),
+      false,
+      `not a decodable image (${err instanceof Error ? err.message : String(err)})`,
+      undefined,
+      { cause: err },
+    );
+  }
+}
+
+function encode(
+  pixels: Buffer,
+  width: number,
+  height: number,
+  format: ImageFormat,
+): Promise<Buffer> {
+  const image = sharp(pixels, { raw: { width, height, channels: 3 } });
+  switch (format) {
+    case 'jpeg':
+      // mozjpeg trades several times the encode time for ~10% size: not worth it here.
+      return image.jpeg({ quality: 90, mozjpeg: false }).toBuffer();
+    case 'png':
+      return image.png({ compressionLevel: 6 }).toBuffer();
+    case 'webp':
+      return image.webp({ quality: 90 }).toBuffer();
+  }
+}

@@ -1,0 +1,8 @@
+export * from './gpu.module';
+export * from './gpu.service';
+export * from './tensor-scope';
+export {
+  TfjsBackendError,
+  type TfjsBackendName,
+  type TfjsBackendSelection,
+} from './tfjs-backend.selection';

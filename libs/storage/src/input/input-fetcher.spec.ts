@@ -1,0 +1,191 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Logger } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import { InputFetchError, InputFetcher } from './input-fetcher';
+
+const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]);
+
+describe('InputFetcher', () => {
+  let server: Server;
+  let base: string;
+  let fetcher: InputFetcher;
+  const hits: string[] = [];
+
+  const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+    '/ok.png': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'image/png' }).end(PNG_MAGIC);
+    },
+    '/octet': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(PNG_MAGIC);
+    },
+    '/octet-text': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('hello');
+    },
+    '/missing.png': (_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('nope');
+    },
+    '/busy': (_req, res) => {
+      res.writeHead(503).end();
+    },
+    '/big-declared': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': 10_000 });
+      res.end(Buffer.alloc(10_000));
+    },
+    '/big-chunked': (_req, res) => {
+      // No Content-Length: the limit must hold while streaming.
+      res.writeHead(200, { 'content-type': 'image/png' });
+      let sent = 0;
+      const push = () => {
+        if (sent >= 64_000 || res.destroyed) return res.end();
+        sent += 1000;
+        res.write(Buffer.alloc(1000), () => setImmediate(push));
+      };
+      push();
+    },
+    '/page.html': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<html></html>');
+    },
+    '/slow': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      res.write(PNG_MAGIC);
+      setTimeout(() => res.end(), 5_000).unref();
+    },
+  };
+
+  beforeAll(async () => {
+    Logger.overrideLogger(false);
+    server = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      (routes[path] ?? routes['/missing.png'])(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const config = AppConfig.fromEnv({ API_KEYS: 'test-key' });
+    Object.assign(config, { fetch: { timeoutMs: 300, maxBytes: 4096 } });
+    fetcher = new InputFetcher(config);
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    Logger.overrideLogger(new Logger());
+  });
+
+  async function failure(promise: Promise<unknown>): Promise<InputFetchError> {
+    const err = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InputFetchError);
+    return err as InputFetchError;
+  }
+
+  it('returns the body and its content type', async () => {
+    const result = await fetcher.fetch(`${base}/ok.png?sig=secret`, {
+      field: 'task_data.style_guide',
+      accept: 'image',
+    });
+    expect(result.contentType).toBe('image/png');
+    expect(result.data.equals(PNG_MAGIC)).toBe(true);
+  });
+
+  it('accepts octet-stream bodies whose bytes are an image', async () => {
+    const result = await fetcher.fetch(`${base}/octet`, { field: 'f', accept: 'image' });
+    expect(result.contentType).toBe('image/png');
+    const err = await failure(fetcher.fetch(`${base}/octet-text`, { field: 'f', accept: 'image' }));
+    expect(err.retryable).toBe(false);
+  });
+
+  it('fails a 404 as not retryable, naming the field and the URL without its query', async () => {
+    const err = await failure(
+      fetcher.fetch(`${base}/missing.png?token=secret-token`, {
+        field: 'task_data.reference_images[1]',
+        accept: 'image',
+      }),
+    );
+    expect(err.retryable).toBe(false);
+    expect(err.status).toBe(404);
+    expect(err.field).toBe('task_data.reference_images[1]');
+    expect(err.message).toContain('task_data.reference_images[1]');
+    expect(err.message).toContain(`${base}/missing.png`);
+    expect(err.message).toContain('HTTP 404');
+    expect(err.message).not.toContain('secret-token');
+  });
+
+  it('fails a 503 as retryable', async () => {
+    const err = await failure(fetcher.fetch(`${base}/busy`, { field: 'f' }));
+    expect(err.retryable).toBe(true);
+    expect(err.status).toBe(503);
+  });
+
+  it('refuses a body whose Content-Length exceeds the limit', async () => {
+    const err = await failure(
+      fetcher.fetch(`${base}/big-declared`, { field: 'f', accept: 'image' }),
+    );
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/exceeds the 4096-byte limit/);
+  });
+
+  it('stops streaming once the body exceeds the limit', async () => {
+    const err = await failure(
+      fetcher.fetch(`${base}/big-chunked`, { field: 'f', accept: 'image' }),
+    );
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/exceeds the 4096-byte limit/);
+  });
+
+  it('refuses a content type the caller does not accept', async () => {
+    const err = await failure(fetcher.fetch(`${base}/page.html`, { field: 'f', accept: 'image' }));
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('text/html');
+    await expect(
+      fetcher.fetch(`${base}/page.html`, { field: 'f', accept: 'any' }),
+    ).resolves.toMatchObject({
+      contentType: 'text/html',
+    });
+  });
+
+  it('times out a slow body as retryable', async () => {
+    const started = Date.now();
+    const err = await failure(fetcher.fetch(`${base}/slow`, { field: 'f', accept: 'image' }));
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/timed out after 300 ms/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('throws the caller signal reason as is when the task is cancelled', async () => {
+    const controller = new AbortController();
+    const reason = new Error('cancelled by user');
+    setTimeout(() => controller.abort(reason), 50);
+    await expect(
+      fetcher.fetch(`${base}/slow`, { field: 'f', signal: controller.signal }),
+    ).rejects.toBe(reason);
+
+    const before = hits.length;
+    await expect(
+      fetcher.fetch(`${base}/ok.png`, { field: 'f', signal: AbortSignal.abort(reason) }),
+    ).rejects.toBe(reason);
+    expect(hits.length).toBe(before);
+  });
+
+  it('fails network errors as retryable and refuses non-http URLs', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+
+    const refused = await failure(fetcher.fetch(`http://127.0.0.1:${port}/x.png`, { field: 'f' }));
+    expect(refused.retryable).toBe(true);
+    expect(refused.message).toContain('ECONNREFUSED');
+
+    const ftp = await failure(
+      fetcher.fetch('ftp://example.com/x.png', { field: 'task_data.style_guide' }),
+    );
+    expect(ftp.retryable).toBe(false);
+    expect(ftp.message).toContain('task_data.style_guide');
+    const garbage = await failure(fetcher.fetch('not a url', { field: 'f' }));
+    expect(garbage.retryable).toBe(false);
+  });
+});

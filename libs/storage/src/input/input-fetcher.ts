@@ -1,0 +1,208 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+
+/** What kind of body the caller expects; checked against Content-Type (and magic bytes). */
+export type InputAccept = 'image' | 'audio' | 'any';
+
+export interface InputFetchOptions {
+  /** The task's signal: when it aborts, the fetch stops and its reason is thrown as is. */
+  signal?: AbortSignal;
+  /** The task_data field the URL came from, e.g. `task_data.reference_images[1]`. */
+  field: string;
+  accept?: InputAccept;
+}
+
+export interface FetchedInput {
+  data: Buffer;
+  contentType: string;
+}
+
+/**
+ * A remote input could not be fetched. `retryable` tells the runner whether another attempt may
+ * succeed (network errors, timeouts, 5xx, 408, 429) or not (4xx, too big, wrong type, bad URL).
+ * `url` is origin + path only: query strings often carry signatures or tokens.
+ */
+export class InputFetchError extends Error {
+  override readonly name = 'InputFetchError';
+
+  constructor(
+    readonly field: string,
+    readonly url: string,
+    readonly retryable: boolean,
+    detail: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${field}: could not fetch ${url}: ${detail}`, options);
+  }
+
+  /** The URL as errors and logs show it: origin and path, never the query or credentials. */
+  static redactUrl(url: string): string {
+    const parsed = parseUrl(url);
+    return parsed ? `${parsed.protocol}//${parsed.host}${parsed.pathname}` : '(invalid URL)';
+  }
+}
+
+const ACCEPT_HEADER: Record<InputAccept, string> = {
+  image: 'image/*',
+  audio: 'audio/*',
+  any: '*/*',
+};
+
+/** Fetches task inputs (style guides, reference images, audio) over http(s), bounded in time and size. */
+@Injectable()
+export class InputFetcher {
+  private readonly logger = new Logger(InputFetcher.name);
+
+  constructor(private readonly config: AppConfig) {}
+
+  async fetch(url: string, opts: InputFetchOptions): Promise<FetchedInput> {
+    const { field, accept = 'any' } = opts;
+    const parsed = parseUrl(url);
+    if (!parsed) throw new InputFetchError(field, '(invalid URL)', false, 'not a valid URL');
+    const shown = InputFetchError.redactUrl(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new InputFetchError(field, shown, false, `only http and https are allowed`);
+    }
+    if (parsed.username || parsed.password) {
+      throw new InputFetchError(field, shown, false, 'credentials in the URL are not supported');
+    }
+    opts.signal?.throwIfAborted();
+
+    const { timeoutMs, maxBytes } = this.config.fetch;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const fail = (retryable: boolean, detail: string, status?: number, cause?: unknown) =>
+      new InputFetchError(field, shown, retryable, detail, status, { cause });
+    // Cancellation is the task's business (thrown as is); our own timeout is a retryable failure.
+    const failFromAbortOr = (err: unknown): unknown => {
+      if (opts.signal?.aborted) return opts.signal.reason;
+      if (timeout.aborted) return fail(true, `timed out after ${timeoutMs} ms`, undefined, err);
+      return fail(true, `network error: ${describeCause(err)}`, undefined, err);
+    };
+
+    const started = Date.now();
+    let response: Response;
+    try {
+      response = await fetch(parsed, { signal, headers: { accept: ACCEPT_HEADER[accept] } });
+    } catch (err) {
+      throw failFromAbortOr(err);
+    }
+
+    try {
+      if (!response.ok) {
+        const retryable =
+          response.status >= 500 || response.status === 408 || response.status === 429;
+        throw fail(retryable, `HTTP ${response.status}`, response.status);
+      }
+      const declaredType = (response.headers.get('content-type') ?? '').split(';')[0].trim();
+      const contentType = declaredType.toLowerCase();
+      if (!isGeneric(contentType) && !matches(contentType, accept)) {
+        throw fail(false, `content type ${contentType} is not ${ACCEPT_HEADER[accept]}`);
+      }
+      const declaredLength = Number(response.headers.get('content-length') ?? NaN);
+      if (Number.isFinite(declaredLength) && declaredLength > maxBytes) {
+        throw fail(false, `${declaredLength} bytes exceeds the ${maxBytes}-byte limit`);
+      }
+
+      const data = await readBounded(response, maxBytes, () =>
+        fail(false, `body exceeds the ${maxBytes}-byte limit`),
+      ).catch((err: unknown) => {
+        throw err instanceof InputFetchError ? err : failFromAbortOr(err);
+      });
+
+      // Object stores often serve uploads as octet-stream; trust the bytes then.
+      let finalType = contentType;
+      if (isGeneric(contentType) && accept !== 'any') {
+        const sniffed = sniff(data, accept);
+        if (!sniffed) throw fail(false, `content is not ${ACCEPT_HEADER[accept]}`);
+        finalType = sniffed;
+      }
+      this.logger.debug(
+        `${field}: fetched ${shown} (${data.length} bytes, ${finalType || 'untyped'}) in ${Date.now() - started} ms`,
+      );
+      return { data, contentType: finalType || 'application/octet-stream' };
+    } finally {
+      // Releases the connection when we stopped before the end of the body (no-op otherwise).
+      if (response.body && !response.bodyUsed) await response.body.cancel().catch(() => undefined);
+    }
+  }
+}
+
+async function readBounded(
+  response: Response,
+  maxBytes: number,
+  tooBig: () => InputFetchError,
+): Promise<Buffer> {
+  if (!response.body) return Buffer.alloc(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw tooBig();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function parseUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
+
+function isGeneric(contentType: string): boolean {
+  return (
+    contentType === '' ||
+    contentType === 'application/octet-stream' ||
+    contentType === 'binary/octet-stream'
+  );
+}
+
+function matches(contentType: string, accept: InputAccept): boolean {
+  switch (accept) {
+    case 'image':
+      return contentType.startsWith('image/');
+    case 'audio':
+      return contentType.startsWith('audio/') || contentType === 'application/ogg';
+    case 'any':
+      return true;
+  }
+}
+
+/** Magic bytes of the formats we decode, for bodies served without a useful Content-Type. */
+function sniff(data: Buffer, accept: 'image' | 'audio'): string | undefined {
+  const ascii = (start: number, end: number) => data.subarray(start, end).toString('latin1');
+  if (accept === 'image') {
+    if (data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff) return 'image/jpeg';
+    if (ascii(0, 8) === '\x89PNG\r\n\x1a\n') return 'image/png';
+    if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'image/webp';
+    if (ascii(0, 4) === 'GIF8') return 'image/gif';
+    if (ascii(4, 8) === 'ftyp' && /^(avif|avis|heic|heix|mif1)$/.test(ascii(8, 12)))
+      return 'image/avif';
+    if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'image/tiff';
+    return undefined;
+  }
+  if (ascii(0, 3) === 'ID3' || (data[0] === 0xff && ((data[1] ?? 0) & 0xe0) === 0xe0))
+    return 'audio/mpeg';
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WAVE') return 'audio/wav';
+  if (ascii(0, 4) === 'OggS') return 'audio/ogg';
+  if (ascii(0, 4) === 'fLaC') return 'audio/flac';
+  if (ascii(4, 8) === 'ftyp') return 'audio/mp4';
+  return undefined;
+}
+
+function describeCause(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  if (cause?.code) return cause.code;
+  if (cause?.message) return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
