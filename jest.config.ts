@@ -16,8 +16,8 @@ const swc: [string, Record<string, unknown>] = [
 ];
 
 const moduleNameMapper = {
-  '^@app/(config|redis|tasks|projects|storage|gpu|testing)$': '<rootDir>/libs/$1/src',
-  '^@app/(config|redis|tasks|projects|storage|gpu|testing)/(.*)$': '<rootDir>/libs/$1/src/$2',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|testing)$': '<rootDir>/libs/$1/src',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|testing)/(.*)$': '<rootDir>/libs/$1/src/$2',
 };
 
 const common = {

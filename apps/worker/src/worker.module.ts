@@ -10,6 +10,7 @@ import { PROCESSOR_MODULES } from './processors';
 import { CancelWatcher } from './runtime/cancel-watcher';
 import { ProcessorRegistry } from './runtime/processor.registry';
 import { queueConsumer } from './runtime/queue-consumer';
+import { TaskEvents } from './runtime/task-events';
 import { TaskRunner } from './runtime/task-runner';
 
 /** The worker: consumers of the queues in WORKER_QUEUES, the runner and every processor. */
@@ -30,11 +31,12 @@ export class WorkerModule {
       providers: [
         ProcessorRegistry,
         TaskRunner,
+        TaskEvents,
         CancelWatcher,
         WorkerHeartbeatService,
         ...config.worker.queues.map((q) => queueConsumer(q as QueueName)),
       ],
-      exports: [TaskRunner, ProcessorRegistry],
+      exports: [TaskRunner, ProcessorRegistry, TaskEvents],
     };
   }
 }

@@ -6,7 +6,9 @@ import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import {
   EnvSchema,
+  type LogFormat,
   type LogLevel,
+  type PayloadAuthScheme,
   type StorageDriverName,
   type TfjsBackendChoice,
 } from './env.schema';
@@ -45,12 +47,42 @@ export class AppConfig {
     heartbeatIntervalSeconds: number;
     shutdownGraceSeconds: number;
   };
-  readonly gpu!: { backend: TfjsBackendChoice };
+  readonly gpu!: { backend: TfjsBackendChoice; modelsDir: string; modelCacheBytes: number };
   readonly storage!: {
     driver: StorageDriverName;
     localDir: string;
     mediaUrlTtlSeconds: number;
     mediaUrlSecret: string;
+    /** Set when driver is r2 or s3 (validated at boot). */
+    s3: {
+      endpoint?: string;
+      accessKeyId: string;
+      secretAccessKey: string;
+      bucket: string;
+      region: string;
+      publicBaseUrl?: string;
+      forcePathStyle: boolean;
+    } | null;
+  };
+  /** null when PAYLOAD_API_URL is unset: registration is skipped. */
+  readonly payload!: {
+    apiUrl: string;
+    apiKey?: string;
+    mediaCollection: string;
+    authScheme: PayloadAuthScheme;
+    authCollection: string;
+    timeoutMs: number;
+  } | null;
+  readonly ops!: {
+    metrics: boolean;
+    workerHealthPort: number;
+    projectLabelLimit: number;
+    bullBoard: {
+      enabled: boolean;
+      readOnly: boolean;
+      basicAuth?: { user: string; password: string };
+    };
+    logFormat: LogFormat;
   };
   readonly fetch!: { timeoutMs: number; maxBytes: number };
   readonly logLevel!: LogLevel;
@@ -106,7 +138,11 @@ export class AppConfig {
         heartbeatIntervalSeconds: e.WORKER_HEARTBEAT_INTERVAL,
         shutdownGraceSeconds: e.SHUTDOWN_GRACE,
       },
-      gpu: { backend: e.TFJS_BACKEND },
+      gpu: {
+        backend: e.TFJS_BACKEND,
+        modelsDir: path.resolve(e.MODELS_DIR),
+        modelCacheBytes: e.MODEL_CACHE_BYTES,
+      },
       storage: {
         driver: e.STORAGE_DRIVER,
         localDir: path.resolve(e.STORAGE_LOCAL_DIR),
@@ -123,6 +159,27 @@ export class AppConfig {
     });
     return config;
   }
+}
+
+function s3Settings(e: EnvSchema): NonNullable<AppConfig['storage']['s3']> {
+  const missing = (['R2_ACCESS_KEY', 'R2_SECRET_KEY', 'R2_BUCKET_NAME'] as const).filter(
+    (k) => !e[k],
+  );
+  if (e.STORAGE_DRIVER === 'r2' && !e.R2_ENDPOINT) missing.unshift('R2_ENDPOINT' as never);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `Invalid configuration:\n${missing.map((k) => `- ${k} is required with STORAGE_DRIVER=${e.STORAGE_DRIVER}`).join('\n')}`,
+    );
+  }
+  return {
+    endpoint: e.R2_ENDPOINT,
+    accessKeyId: e.R2_ACCESS_KEY!,
+    secretAccessKey: e.R2_SECRET_KEY!,
+    bucket: e.R2_BUCKET_NAME!,
+    region: e.R2_REGION,
+    publicBaseUrl: e.R2_PUBLIC_BASE_URL?.replace(/\/+$/, ''),
+    forcePathStyle: e.R2_FORCE_PATH_STYLE,
+  };
 }
 
 function formatErrors(errors: ValidationError[]): string {

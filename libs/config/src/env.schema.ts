@@ -17,7 +17,11 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose']
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const TFJS_BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type TfjsBackendChoice = (typeof TFJS_BACKENDS)[number];
-export const STORAGE_DRIVERS = ['local'] as const;
+export const STORAGE_DRIVERS = ['local', 'r2', 's3'] as const;
+export const PAYLOAD_AUTH_SCHEMES = ['api-key', 'bearer'] as const;
+export type PayloadAuthScheme = (typeof PAYLOAD_AUTH_SCHEMES)[number];
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 export type StorageDriverName = (typeof STORAGE_DRIVERS)[number];
 
 const toBool = ({ value }: { value: unknown }): unknown =>
@@ -166,4 +170,121 @@ export class EnvSchema {
   @Min(0)
   @Max(3600)
   SHUTDOWN_GRACE: number = 30;
+
+  // --- Models (libs/gpu model registry) ---------------------------------------------------
+
+  /** Folder of tfjs models: MODELS_DIR/<name>/model.json (GraphModel or LayersModel). */
+  @IsString()
+  @IsNotEmpty()
+  MODELS_DIR: string = './models';
+
+  /** Memory budget of loaded models, bytes; least recently used ones are evicted past it. */
+  @IsInt()
+  @Min(1024 * 1024)
+  MODEL_CACHE_BYTES: number = 2 * 1024 * 1024 * 1024;
+
+  // --- Object storage (STORAGE_DRIVER=r2|s3) ------------------------------------------------
+
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  R2_ENDPOINT?: string;
+
+  @IsOptional()
+  @IsString()
+  R2_ACCESS_KEY?: string;
+
+  @IsOptional()
+  @IsString()
+  R2_SECRET_KEY?: string;
+
+  @IsOptional()
+  @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+    message: 'R2_BUCKET_NAME must be a valid bucket name',
+  })
+  R2_BUCKET_NAME?: string;
+
+  /** R2 uses "auto"; S3 its region. */
+  @IsString()
+  @IsNotEmpty()
+  R2_REGION: string = 'auto';
+
+  /** Public base of the bucket (custom domain); without it media_url is a presigned GET URL. */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  R2_PUBLIC_BASE_URL?: string;
+
+  /** Path-style addressing (needed by most S3-compatible servers other than AWS and R2). */
+  @Transform(toBool)
+  @IsBoolean()
+  R2_FORCE_PATH_STYLE: boolean = false;
+
+  // --- PayloadCMS ---------------------------------------------------------------------------
+
+  /** Base of Payload's REST API, e.g. https://main-app.com/api; unset: registration is skipped. */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  PAYLOAD_API_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  PAYLOAD_API_KEY?: string;
+
+  /** Upload collection that receives the media. */
+  @Matches(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
+    message: 'PAYLOAD_MEDIA_COLLECTION must be a collection slug',
+  })
+  PAYLOAD_MEDIA_COLLECTION: string = 'media';
+
+  /** api-key: "Authorization: <PAYLOAD_AUTH_COLLECTION> API-Key <key>"; bearer: "Bearer <key>". */
+  @Transform(lower)
+  @IsIn(PAYLOAD_AUTH_SCHEMES)
+  PAYLOAD_AUTH_SCHEME: PayloadAuthScheme = 'api-key';
+
+  @Matches(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
+    message: 'PAYLOAD_AUTH_COLLECTION must be a collection slug',
+  })
+  PAYLOAD_AUTH_COLLECTION: string = 'users';
+
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  PAYLOAD_TIMEOUT_MS: number = 30_000;
+
+  // --- Operations ---------------------------------------------------------------------------
+
+  /** Serve Prometheus metrics at /metrics (API port; worker health port). */
+  @Transform(toBool)
+  @IsBoolean()
+  ENABLE_METRICS: boolean = true;
+
+  /** Port of the worker's health and metrics endpoints (0: off). */
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  WORKER_HEALTH_PORT: number = 8002;
+
+  /** Distinct project_id label values in metrics; the rest are counted as "other". */
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  METRICS_PROJECT_LABEL_LIMIT: number = 100;
+
+  /** Bull Board at /admin/queues (behind the API key, or basic auth below). */
+  @Transform(toBool)
+  @IsBoolean()
+  BULL_BOARD_ENABLED: boolean = true;
+
+  @Transform(toBool)
+  @IsBoolean()
+  BULL_BOARD_READ_ONLY: boolean = true;
+
+  /** user:password for Bull Board basic auth instead of the API key. */
+  @IsOptional()
+  @Matches(/^[^:]+:.+$/, { message: 'BULL_BOARD_BASIC_AUTH must be user:password' })
+  BULL_BOARD_BASIC_AUTH?: string;
+
+  /** json (one object per line, for log shippers) or pretty (for a terminal). */
+  @Transform(lower)
+  @IsIn(LOG_FORMATS)
+  LOG_FORMAT: LogFormat = 'json';
 }

@@ -15,6 +15,12 @@ import { StorageDriver } from './storage.driver';
         switch (config.storage.driver) {
           case 'local':
             return local;
+          case 'r2':
+          case 's3':
+            // The S3/R2 driver lands with the object-storage issue.
+            throw new Error(
+              `STORAGE_DRIVER=${config.storage.driver} is not available yet; use local`,
+            );
         }
       },
     },

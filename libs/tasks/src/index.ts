@@ -9,6 +9,7 @@ export * from './task-lifecycle.service';
 export * from './task-types/task-definition';
 export * from './task-types/task-definitions';
 export * from './task-types/task-data.validator';
+export * from './task-types/input-url.validator';
 export * from './task-types/generate-image/generate-image.task';
 export * from './tasks.module';
 export * from './workers/worker-status.repository';

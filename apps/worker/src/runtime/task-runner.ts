@@ -20,6 +20,7 @@ import {
   TaskCancelledError,
   TaskTimeoutError,
 } from './task-errors';
+import { TaskEvents } from './task-events';
 import type { RunningTask, TaskOutput } from './task-processor';
 
 /** A run in this process, reachable by task id for cancels. */
@@ -49,6 +50,7 @@ export class TaskRunner implements OnModuleDestroy {
     private readonly registry: ProcessorRegistry,
     private readonly storage: StorageDriver,
     private readonly config: AppConfig,
+    private readonly events: TaskEvents,
   ) {}
 
   /** Task ids running here now. */
@@ -139,6 +141,12 @@ export class TaskRunner implements OnModuleDestroy {
     const timer = setTimeout(() => controller.abort(new TaskTimeoutError(limit)), limit * 1000);
     const started = Date.now();
     this.logger.log(`${log} started ${task.task_type} attempt ${attempt} (job ${job.id})`);
+    this.events.emit({
+      type: 'started',
+      task,
+      attempt,
+      queueWaitMs: Math.max(0, started - job.timestamp),
+    });
 
     let storedKey: string | undefined;
     try {
@@ -176,10 +184,11 @@ export class TaskRunner implements OnModuleDestroy {
       );
       this.completed += 1;
       this.logger.log(`${log} completed in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+      this.events.emit({ type: 'completed', task, attempt, durationMs: Date.now() - started });
       return 'completed';
     } catch (err) {
       if (storedKey) await this.storage.delete(storedKey).catch(() => undefined);
-      return await this.fail(job, token, task, runId, attempt, controller.signal, err);
+      return await this.fail(job, token, task, runId, attempt, controller.signal, err, started);
     } finally {
       clearTimeout(timer);
       jobSignal?.removeEventListener('abort', onJobAbort);
@@ -215,11 +224,14 @@ export class TaskRunner implements OnModuleDestroy {
     attempt: number,
     signal: AbortSignal,
     err: unknown,
+    started: number,
   ): Promise<string> {
+    const durationMs = Date.now() - started;
     const log = `task_id=${task.task_id} project_id=${task.project_id}`;
     const reason = signal.aborted ? (signal.reason as unknown) : err;
     if (reason instanceof TaskCancelledError || (await this.isNoLongerOurs(task.task_id, runId))) {
       this.logger.log(`${log} stopped: cancelled`);
+      this.events.emit({ type: 'cancelled', task, attempt, durationMs });
       return 'cancelled';
     }
     const cls = classifyError(reason);
@@ -261,6 +273,7 @@ export class TaskRunner implements OnModuleDestroy {
       throw transitionErr;
     }
     this.logger.error(`${log} failed (${cls}, attempt ${attempt}): ${message}`);
+    this.events.emit({ type: 'failed', task, attempt, durationMs, errorClass: cls });
     throw new UnrecoverableError(message);
   }
 

@@ -6,13 +6,13 @@ import {
   IsInt,
   IsOptional,
   IsString,
-  IsUrl,
   Length,
   Max,
   MaxLength,
   Min,
 } from 'class-validator';
 import { QueueName } from '../../queues';
+import { IsInputUrl } from '../input-url.validator';
 import type { TaskDefinition } from '../task-definition';
 
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp'] as const;
@@ -42,8 +42,6 @@ export const IMAGE_POSE_PRESETS = [
   'action',
 ] as const;
 
-const URL_OPTIONS = { protocols: ['http', 'https'], require_protocol: true, require_tld: false };
-
 export class GenerateImageTaskData {
   @ApiProperty({
     description: 'What the character looks like; the image is conditioned on it.',
@@ -60,8 +58,7 @@ export class GenerateImageTaskData {
     example: 'https://example.com/noir_style_guide.jpg',
   })
   @IsOptional()
-  @IsUrl(URL_OPTIONS)
-  @MaxLength(2048)
+  @IsInputUrl()
   style_guide?: string;
 
   @ApiPropertyOptional({
@@ -72,8 +69,7 @@ export class GenerateImageTaskData {
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(8)
-  @IsUrl(URL_OPTIONS, { each: true })
-  @MaxLength(2048, { each: true })
+  @IsInputUrl({ each: true })
   reference_images?: string[];
 
   @ApiPropertyOptional({
