@@ -36,6 +36,7 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
     RETRY_DELAY_SCALE: '0.001',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     WORKER_HEARTBEAT_INTERVAL: '1',
+    WORKER_HEALTH_PORT: '0',
     ...env,
   });
 }
