@@ -1,5 +1,13 @@
 import type { Type } from '@nestjs/common';
 import { GenerateImageModule } from './generate-image/generate-image.module';
+import { GenerateVideoModule } from './generate-video/generate-video.module';
+import { ProcessAudioModule } from './process-audio/process-audio.module';
+import { RenderAnimationModule } from './render-animation/render-animation.module';
 
 /** One module per task type; the registry checks at boot that each served type has one. */
-export const PROCESSOR_MODULES: Type<unknown>[] = [GenerateImageModule];
+export const PROCESSOR_MODULES: Type<unknown>[] = [
+  GenerateImageModule,
+  GenerateVideoModule,
+  RenderAnimationModule,
+  ProcessAudioModule,
+];

@@ -1,9 +1,17 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { GENERATE_IMAGE_TASK } from './generate-image/generate-image.task';
+import { GENERATE_VIDEO_TASK } from './generate-video/generate-video.task';
+import { PROCESS_AUDIO_TASK } from './process-audio/process-audio.task';
+import { RENDER_ANIMATION_TASK } from './render-animation/render-animation.task';
 import type { TaskDefinition } from './task-definition';
 
 /** Every task type the service offers. Adding one here requires a processor in apps/worker. */
-export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [GENERATE_IMAGE_TASK];
+export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [
+  GENERATE_IMAGE_TASK,
+  GENERATE_VIDEO_TASK,
+  RENDER_ANIMATION_TASK,
+  PROCESS_AUDIO_TASK,
+];
 
 /** Extra definitions for tests and benchmarks (e.g. a no-op type); never set by the apps. */
 export const EXTRA_TASK_DEFINITIONS = Symbol('EXTRA_TASK_DEFINITIONS');

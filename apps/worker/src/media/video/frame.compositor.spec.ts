@@ -1,0 +1,202 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { selectTfjsBackend } from '@app/gpu/tfjs-backend.selection';
+import { cameraBox, maxZoom, subjectFocus } from './camera.path';
+import {
+  cameraFrames,
+  compositeLayer,
+  framesPerBatch,
+  layerRegion,
+  toRgb24,
+  type LayerPlacement,
+} from './frame.compositor';
+import { colourMatrix, gradeColours, sceneGradeFor, screenLight } from './scene.lighting';
+
+const W = 100;
+const H = 60;
+
+/** A 20×10 opaque red layer, premultiplied, rgb in 0..255. */
+function redLayer(): tf.Tensor4D {
+  return tf.concat<tf.Tensor4D>(
+    [tf.fill([1, 10, 20, 1], 255), tf.zeros([1, 10, 20, 2]), tf.ones([1, 10, 20, 1])],
+    3,
+  );
+}
+
+function pixel(frames: tf.Tensor4D, n: number, x: number, y: number): number[] {
+  return Array.from(tf.slice(frames, [n, y, x, 0], [1, 1, 1, 3]).dataSync()).map(Math.round);
+}
+
+describe.each(['wasm', 'cpu'] as const)('frame compositor on %s', (backend) => {
+  beforeAll(async () => {
+    await selectTfjsBackend(backend);
+  });
+
+  it('sizes batches to about two 1080p frames', () => {
+    expect(framesPerBatch(1920, 1080)).toBe(2);
+    expect(framesPerBatch(3840, 2160)).toBe(1);
+    expect(framesPerBatch(320, 180)).toBe(12);
+  });
+
+  it('places, rotates and fades a layer with an affine transform', () => {
+    const black = tf.zeros<tf.Rank.R4>([3, H, W, 3]);
+    const placements: LayerPlacement[] = [
+      { x: 50, y: 30, scale: 1, rotation: 0, opacity: 1 },
+      { x: 50, y: 30, scale: 1, rotation: 90, opacity: 1 },
+      { x: 20, y: 20, scale: 2, rotation: 0, opacity: 0.5 },
+    ];
+    const out = compositeLayer(tf, black, redLayer(), placements);
+    expect(out.shape).toEqual([3, H, W, 3]);
+    // Upright: 20 wide, 10 tall around (50, 30).
+    expect(pixel(out, 0, 50, 30)).toEqual([255, 0, 0]);
+    expect(pixel(out, 0, 42, 30)).toEqual([255, 0, 0]);
+    expect(pixel(out, 0, 50, 38)).toEqual([0, 0, 0]);
+    // Turned a quarter: 10 wide, 20 tall.
+    expect(pixel(out, 1, 50, 38)).toEqual([255, 0, 0]);
+    expect(pixel(out, 1, 58, 30)).toEqual([0, 0, 0]);
+    // Twice the size, half opacity, around (20, 20): 40 × 20.
+    expect(pixel(out, 2, 2, 20)).toEqual([128, 0, 0]);
+    expect(pixel(out, 2, 20, 28)).toEqual([128, 0, 0]);
+    expect(pixel(out, 2, 20, 33)).toEqual([0, 0, 0]);
+  });
+
+  it('blends over what is below and leaves the rest untouched', () => {
+    const grey = tf.fill<tf.Rank.R4>([1, H, W, 3], 100);
+    const out = compositeLayer(tf, grey, redLayer(), [
+      { x: 90, y: 55, scale: 1, rotation: 0, opacity: 0.25 },
+    ]);
+    expect(pixel(out, 0, 95, 58)).toEqual([139, 75, 75]);
+    expect(pixel(out, 0, 10, 10)).toEqual([100, 100, 100]);
+  });
+
+  it('knows when a layer is off the canvas or invisible', () => {
+    const canvas = { width: W, height: H };
+    expect(
+      layerRegion([{ x: 500, y: 30, scale: 1, rotation: 0, opacity: 1 }], 20, 10, canvas),
+    ).toBeUndefined();
+    expect(
+      layerRegion([{ x: 50, y: 30, scale: 1, rotation: 0, opacity: 0 }], 20, 10, canvas),
+    ).toBeUndefined();
+    expect(
+      layerRegion([{ x: 50, y: 30, scale: 1, rotation: 0, opacity: 1 }], 20, 10, canvas),
+    ).toEqual({
+      x0: 39,
+      y0: 24,
+      x1: 61,
+      y1: 36,
+    });
+  });
+
+  it('crops the camera box and crossfades into the next shot', () => {
+    // Shot 0: left half dark, right half bright; shot 1: uniform 0.5.
+    const left = tf.concat([tf.fill([1, H, W / 2, 3], 0.2), tf.fill([1, H, W / 2, 3], 0.8)], 2);
+    const sources = tf.concat([left, tf.fill([1, H, W, 3], 0.5)], 0) as tf.Tensor4D;
+    const light = tf.fill<tf.Rank.R4>([1, H, W, 3], 255);
+    const out = cameraFrames(
+      tf,
+      sources,
+      [
+        { box: [0, 0, 1, 0.5], source: 0 },
+        { box: [0, 0.5, 1, 1], source: 0 },
+        { box: [0, 0, 1, 1], source: 0, next: { source: 1, weight: 0.5 } },
+      ],
+      light,
+    );
+    expect(pixel(out, 0, 80, 30)).toEqual([51, 51, 51]);
+    expect(pixel(out, 1, 20, 30)).toEqual([204, 204, 204]);
+    expect(pixel(out, 2, 10, 30)).toEqual([89, 89, 89]);
+    expect(pixel(out, 2, 90, 30)).toEqual([166, 166, 166]);
+  });
+
+  it('turns byte-range floats into rounded, clipped rgb24', () => {
+    const frames = tf.tensor4d([-3, 0.4, 0.6, 254.5, 255, 300], [1, 1, 2, 3]);
+    expect(Array.from(toRgb24(tf, frames))).toEqual([0, 0, 1, 255, 255, 255]);
+    const target = new Uint8Array(12);
+    expect(toRgb24(tf, frames, target).buffer).toBe(target.buffer);
+  });
+});
+
+describe('camera path', () => {
+  it('keeps every box inside the source and with the output aspect', () => {
+    const presets = [
+      'wide_shot',
+      'medium_shot',
+      'close_up',
+      'pan_left',
+      'pan_right',
+      'tilt_up',
+      'dolly_in',
+      'dolly_out',
+      'tracking_shot',
+    ] as const;
+    for (const preset of presets) {
+      for (let i = 0; i <= 10; i++) {
+        const [y1, x1, y2, x2] = cameraBox(preset, i / 10, 7, { x: 0.2, y: 0.4 });
+        expect(Math.min(y1, x1)).toBeGreaterThanOrEqual(0);
+        expect(Math.max(y2, x2)).toBeLessThanOrEqual(1);
+        expect(y2 - y1).toBeCloseTo(x2 - x1);
+      }
+    }
+  });
+
+  it('moves as each preset says', () => {
+    const s = { x: 0.5, y: 0.5 };
+    const centreX = (b: number[]) => (b[1] + b[3]) / 2;
+    const centreY = (b: number[]) => (b[0] + b[2]) / 2;
+    const size = (b: number[]) => b[2] - b[0];
+    expect(centreX(cameraBox('pan_left', 0, 7, s))).toBeGreaterThan(
+      centreX(cameraBox('pan_left', 1, 7, s)),
+    );
+    expect(centreX(cameraBox('pan_right', 0, 7, s))).toBeLessThan(
+      centreX(cameraBox('pan_right', 1, 7, s)),
+    );
+    expect(centreY(cameraBox('tilt_up', 0, 7, s))).toBeGreaterThan(
+      centreY(cameraBox('tilt_up', 1, 7, s)),
+    );
+    expect(size(cameraBox('dolly_in', 1, 7, s))).toBeLessThan(
+      size(cameraBox('dolly_in', 0, 7, s)) * 0.7,
+    );
+    expect(size(cameraBox('dolly_out', 1, 7, s))).toBeGreaterThan(
+      size(cameraBox('dolly_out', 0, 7, s)) * 1.4,
+    );
+    expect(size(cameraBox('close_up', 0.5, 7, s))).toBeLessThan(
+      size(cameraBox('medium_shot', 0.5, 7, s)),
+    );
+    expect(size(cameraBox('medium_shot', 0.5, 7, s))).toBeLessThan(
+      size(cameraBox('wide_shot', 0.5, 7, s)),
+    );
+    expect(maxZoom('wide_shot')).toBeCloseTo(1.06);
+    expect(maxZoom('close_up')).toBeCloseTo(2.4);
+  });
+
+  it('reads the subject position from character positions', () => {
+    expect(subjectFocus(['detective_center'])).toEqual({ x: 0.5, y: 0.42 });
+    expect(subjectFocus(['villain_left'])).toMatchObject({ x: 0.3 });
+    expect(subjectFocus(['a_left', 'b_right'])).toMatchObject({ x: 0.5 });
+    expect(subjectFocus(undefined)).toEqual({ x: 0.5, y: 0.42 });
+  });
+});
+
+describe('scene lighting', () => {
+  it('noir removes colour; unknown presets grade natural', () => {
+    const noir = sceneGradeFor('noir_dramatic');
+    const m = colourMatrix(noir);
+    // Every output channel mixes the same luma (rows differ only by the tint).
+    expect(m[0] / m[3]).toBeCloseTo(m[1] / m[4]);
+    expect(sceneGradeFor('candle light').preset).toBe('natural');
+    const red = tf.tensor4d([0.9, 0.1, 0.1], [1, 1, 1, 3]);
+    const [r, g, b] = gradeColours(tf, noir, red).dataSync();
+    expect(Math.abs(r - g)).toBeLessThan(0.05);
+    expect(Math.abs(g - b)).toBeLessThan(0.08);
+  });
+
+  it('the screen light averages one before the vignette and darkens the corners', () => {
+    const grade = sceneGradeFor('night');
+    const light = screenLight(tf, { ...grade, vignette: 0 }, 64, 36);
+    expect(tf.mean(light).dataSync()[0]).toBeCloseTo(1, 2);
+    const vignetted = screenLight(tf, grade, 64, 36, 255);
+    const corner = tf.slice(vignetted, [0, 0, 0, 0], [1, 1, 1, 3]).dataSync();
+    const centre = tf.slice(vignetted, [0, 18, 32, 0], [1, 1, 1, 3]).dataSync();
+    expect(corner[2]).toBeLessThan(centre[2] * 0.8);
+    expect(vignetted.shape).toEqual([1, 36, 64, 3]);
+  });
+});

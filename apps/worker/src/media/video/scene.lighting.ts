@@ -1,0 +1,200 @@
+import type * as TfCore from '@tensorflow/tfjs-core';
+import { VIDEO_LIGHTING_PRESETS, type VideoLightingPreset } from '@app/tasks';
+import { consume } from './frame.compositor';
+
+type Tf = typeof TfCore;
+type Rgb = readonly [number, number, number];
+
+/** A light from one side of the frame, coloured. */
+interface KeyLight {
+  /** Where it comes from, in frame units (x right, y down). */
+  dir: readonly [number, number];
+  /** 1 = soft gradient across the frame, 6 = a hard edge. */
+  hardness: number;
+  strength: number;
+  colour: Rgb;
+}
+
+/**
+ * A lighting preset as numbers. The colour part (matrix, lift, contrast) does not depend on
+ * where a pixel is, so it is applied once to each storyboard frame; the screen part (key light,
+ * blinds, vignette) stays put while the camera moves, so it multiplies every output frame.
+ */
+export interface SceneGrade {
+  preset: VideoLightingPreset;
+  exposure: number;
+  /** Black level raised to this (0..1). */
+  lift: number;
+  /** 1 keeps colours, 0 is black and white. */
+  saturation: number;
+  /** Per-channel gain after saturation (the diagonal of the colour matrix). */
+  tint: Rgb;
+  /** > 0: S-curve strength; < 0: flatter. */
+  contrast: number;
+  /** Light that does not depend on direction, relative to the key. */
+  ambient: number;
+  key: KeyLight;
+  /** Darkening towards the corners (0..1). */
+  vignette: number;
+  /** Light falling through blinds: stripes across the key light. */
+  blinds?: { angle: number; period: number; depth: number };
+}
+
+type Grade = Omit<SceneGrade, 'preset'>;
+
+const PRESETS: Record<VideoLightingPreset, Grade> = {
+  natural: {
+    exposure: 1,
+    lift: 0,
+    saturation: 1.05,
+    tint: [1.02, 1, 0.97],
+    contrast: 0.1,
+    ambient: 0.85,
+    key: { dir: [-0.6, -0.8], hardness: 1.2, strength: 0.3, colour: [1, 0.98, 0.94] },
+    vignette: 0.18,
+  },
+  noir_dramatic: {
+    exposure: 1,
+    lift: 0,
+    saturation: 0,
+    tint: [0.97, 0.99, 1.04],
+    contrast: 0.6,
+    ambient: 0.35,
+    key: { dir: [0.8, -0.6], hardness: 4, strength: 1.1, colour: [1, 1, 1] },
+    vignette: 0.6,
+    blinds: { angle: -0.5, period: 0.16, depth: 0.5 },
+  },
+  golden_hour: {
+    exposure: 1,
+    lift: 0.02,
+    saturation: 1.15,
+    tint: [1.12, 0.98, 0.76],
+    contrast: 0.15,
+    ambient: 0.6,
+    key: { dir: [-1, 0.15], hardness: 2, strength: 0.7, colour: [1, 0.78, 0.5] },
+    vignette: 0.25,
+  },
+  night: {
+    exposure: 0.62,
+    lift: 0,
+    saturation: 0.6,
+    tint: [0.62, 0.76, 1.08],
+    contrast: 0.25,
+    ambient: 0.55,
+    key: { dir: [0.3, -1], hardness: 2.5, strength: 0.5, colour: [0.65, 0.78, 1] },
+    vignette: 0.5,
+  },
+  high_key: {
+    exposure: 1.15,
+    lift: 0.14,
+    saturation: 0.85,
+    tint: [1, 1, 1],
+    contrast: -0.35,
+    ambient: 0.95,
+    key: { dir: [0, -1], hardness: 1, strength: 0.1, colour: [1, 1, 1] },
+    vignette: 0,
+  },
+};
+
+export function sceneGradeFor(lighting: string | undefined): SceneGrade {
+  const preset = (VIDEO_LIGHTING_PRESETS as readonly string[]).includes(lighting ?? '')
+    ? (lighting as VideoLightingPreset)
+    : 'natural';
+  return { preset, ...PRESETS[preset] };
+}
+
+const LUMA: Rgb = [0.2126, 0.7152, 0.0722];
+
+/**
+ * The colour matrix: saturation (a mix with BT.709 luma), then tint, times exposure. Row-major
+ * 3×3 for `out = M · rgb`.
+ */
+export function colourMatrix(grade: SceneGrade): number[] {
+  const m: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < 3; c++) {
+      const sat = (1 - grade.saturation) * LUMA[c] + (r === c ? grade.saturation : 0);
+      m.push(sat * grade.tint[r] * grade.exposure);
+    }
+  }
+  return m;
+}
+
+/**
+ * Grades decoded frames `rgb` ([N, H, W, 3], values times `scale` give 0..1, e.g. 1/255 for
+ * bytes): colour matrix, lift and contrast curve. Returns 0..1. Intermediates are freed as it
+ * goes (a 1.5× 1080p source is 56 MB per tensor). Call inside tidy.
+ */
+export function gradeColours(
+  tf: Tf,
+  grade: SceneGrade,
+  rgb: TfCore.Tensor4D,
+  scale = 1,
+): TfCore.Tensor4D {
+  const shape = rgb.shape;
+  // Pixels as rows: [P, 3] · Mᵀ applies M to each pixel (the input scale folded in).
+  const matrix = tf.mul(tf.transpose(tf.tensor2d(colourMatrix(grade), [3, 3])), scale);
+  let out: TfCore.Tensor = tf.matMul(tf.reshape(rgb, [-1, 3]), matrix);
+  if (grade.lift !== 0) {
+    out = consume(
+      consume(out, (x) => tf.mul(x, 1 - grade.lift)),
+      (x) => tf.add(x, grade.lift),
+    );
+  }
+  out = consume(out, (x) => tf.clipByValue(x, 0, 1));
+  if (grade.contrast !== 0) {
+    // Blend towards smoothstep: an S-curve around mid grey (negative: flatter).
+    // c + k·(3c² − 2c³ − c) = c·(1 − k + c·(3k − 2k·c))
+    const k = grade.contrast;
+    const c = out;
+    const inner = consume(
+      consume(tf.mul(c, -2 * k), (x) => tf.add(x, 3 * k)),
+      (x) => tf.mul(x, c),
+    );
+    const factor = consume(inner, (x) => tf.add(x, 1 - k));
+    out = consume(c, (x) => tf.mul(x, factor));
+    factor.dispose();
+  }
+  return consume(out, (x) => tf.reshape<TfCore.Rank.R4>(x, shape));
+}
+
+/**
+ * The screen-space light of a frame: ambient plus the coloured key light (through blinds for
+ * noir), normalised to an average of 1 so that exposure stays the colour grade's business, times
+ * the vignette, times `scale` (255 turns 0..1 frames into byte values in the same multiply).
+ * Returns [1, height, width, 3]. Call inside tidy.
+ */
+export function screenLight(
+  tf: Tf,
+  grade: SceneGrade,
+  width: number,
+  height: number,
+  scale = 1,
+): TfCore.Tensor4D {
+  // Frame coordinates in -1..1 at pixel centres.
+  const xs = tf.reshape(tf.linspace(-1 + 1 / width, 1 - 1 / width, width), [1, 1, width, 1]);
+  const ys = tf.reshape(tf.linspace(-1 + 1 / height, 1 - 1 / height, height), [1, height, 1, 1]);
+  const { key } = grade;
+  const len = Math.hypot(key.dir[0], key.dir[1]) || 1;
+  // Brighter towards where the light comes from: a sigmoid ramp across the frame.
+  let field: TfCore.Tensor = tf.sigmoid(
+    tf.mul(tf.add(tf.mul(xs, key.dir[0] / len), tf.mul(ys, key.dir[1] / len)), key.hardness),
+  );
+  if (grade.blinds) {
+    const { angle, period, depth } = grade.blinds;
+    const phase = tf.mul(
+      tf.add(tf.mul(xs, Math.cos(angle)), tf.mul(ys, Math.sin(angle))),
+      1 / period,
+    );
+    const slat = tf.sigmoid(tf.mul(tf.sub(tf.abs(tf.sub(phase, tf.round(phase))), 0.25), 40));
+    field = tf.mul(field, tf.sub(1, tf.mul(slat, depth)));
+  }
+  const colour = tf.tensor4d([...key.colour], [1, 1, 1, 3]);
+  let light: TfCore.Tensor = tf.add(grade.ambient, tf.mul(tf.mul(field, key.strength), colour));
+  light = tf.div(light, tf.mean(light));
+  if (grade.vignette !== 0) {
+    const r2 = tf.add(tf.square(xs), tf.square(ys));
+    light = tf.mul(light, tf.clipByValue(tf.sub(1, tf.mul(r2, grade.vignette * 0.45)), 0, 1));
+  }
+  return tf.mul<TfCore.Tensor4D>(light, scale);
+}

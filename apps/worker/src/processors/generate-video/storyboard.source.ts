@@ -1,0 +1,71 @@
+import type { InputFetcher } from '@app/storage';
+import { decodeCover, fetchImages, type ImageInput } from '../../media/video/image.inputs';
+
+export interface StoryboardFetch {
+  fetcher: InputFetcher;
+  urls: readonly string[];
+  projectId: string;
+  signal: AbortSignal;
+  /** Called after each frame arrived and was checked, with the number done so far. */
+  onFetched?: (done: number) => Promise<void>;
+}
+
+/**
+ * The storyboard's frames: fetched and checked up front (so a bad URL fails before any frame is
+ * rendered), decoded one at a time as the camera reaches them, to the source size the camera
+ * crops from. Only the encoded bytes are held for all frames.
+ */
+export class Storyboard {
+  private readonly decoded = new Map<number, Promise<Buffer>>();
+  private size?: { width: number; height: number };
+
+  private constructor(private readonly frames: ImageInput[]) {}
+
+  static async fetch(opts: StoryboardFetch): Promise<Storyboard> {
+    const frames = await fetchImages(
+      opts.fetcher,
+      opts.urls.map((url, i) => ({ field: `task_data.storyboard_images[${i}]`, url })),
+      { projectId: opts.projectId, signal: opts.signal, onFetched: opts.onFetched },
+    );
+    return new Storyboard(frames);
+  }
+
+  get length(): number {
+    return this.frames.length;
+  }
+
+  /**
+   * How much larger than the output the sources are decoded: as much detail as every frame has
+   * (cover-fitted to the output's aspect), between 1 and `cap`.
+   */
+  sourceScale(width: number, height: number, cap: number): number {
+    const available = Math.min(
+      ...this.frames.map((f) => Math.min(f.width / width, f.height / height)),
+    );
+    return Math.max(1, Math.min(cap, available));
+  }
+
+  /** Sets the size every frame is decoded to (cover-fitted, centred). */
+  useSourceSize(width: number, height: number): void {
+    this.size = { width, height };
+  }
+
+  /** Frame `i` as rgb24 bytes at the source size; decoded once, in sharp's thread pool. */
+  decode(i: number): Promise<Buffer> {
+    let pending = this.decoded.get(i);
+    if (!pending) {
+      const size = this.size;
+      if (!size) throw new Error('useSourceSize before decode');
+      pending = decodeCover(this.frames[i], size.width, size.height).then((d) => d.data);
+      // A prefetch nobody awaits yet must not become an unhandled rejection.
+      pending.catch(() => undefined);
+      this.decoded.set(i, pending);
+    }
+    return pending;
+  }
+
+  /** Forgets decoded frames before `i` (the camera has moved past them). */
+  forgetBefore(i: number): void {
+    for (const k of this.decoded.keys()) if (k < i) this.decoded.delete(k);
+  }
+}

@@ -1,0 +1,237 @@
+import { readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import os from 'node:os';
+import { Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import sharp from 'sharp';
+import { AppConfig, ConfigModule } from '@app/config';
+import { GpuService } from '@app/gpu';
+import type { RenderAnimationTaskData } from '@app/tasks';
+import { TestFileServer } from '@app/testing';
+import { extractFrame, probeMedia } from '../../media/video/media.probe';
+import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
+import { RenderAnimationModule } from './render-animation.module';
+import { RenderAnimationProcessor } from './render-animation.processor';
+
+const SIZE = { width: 160, height: 90 };
+let counter = 0;
+
+function runningTask(
+  data: Partial<RenderAnimationTaskData>,
+  signal = new AbortController().signal,
+): { task: RunningTask<RenderAnimationTaskData>; progress: [number, string][] } {
+  const progress: [number, string][] = [];
+  counter += 1;
+  return {
+    progress,
+    task: {
+      taskId: `animation-spec-${process.pid}-${counter}`,
+      projectId: 'project-1',
+      taskType: 'render_animation',
+      attempt: 1,
+      data: { layers: [], resolution: '160x90', duration: 1, fps: 12, ...data },
+      signal,
+      progress: async (fraction, step) => {
+        signal.throwIfAborted();
+        progress.push([fraction, step]);
+      },
+    },
+  };
+}
+
+function file(output: TaskOutput): string {
+  if (output.media.kind !== 'file') throw new Error('expected a file');
+  return output.media.path;
+}
+
+/** The rgb of the pixel at (x, y) of a decoded frame. */
+function at(frame: Buffer, x: number, y: number): number[] {
+  const i = (y * SIZE.width + x) * 3;
+  return [frame[i], frame[i + 1], frame[i + 2]];
+}
+
+function near(actual: number[], expected: number[], tolerance = 10): void {
+  actual.forEach((v, i) => expect(Math.abs(v - expected[i])).toBeLessThanOrEqual(tolerance));
+}
+
+describe('RenderAnimationProcessor', () => {
+  const files = new TestFileServer();
+  let base = '';
+  let processor: RenderAnimationProcessor;
+  let gpu: GpuService;
+  let close: () => Promise<void>;
+  const outputs: string[] = [];
+
+  beforeAll(async () => {
+    Logger.overrideLogger(false);
+    // A 20×20 opaque yellow square, and a 40×40 disc of blue with transparent corners.
+    files.set('/square.png', {
+      body: await sharp({
+        create: {
+          width: 20,
+          height: 20,
+          channels: 4,
+          background: { r: 250, g: 220, b: 0, alpha: 1 },
+        },
+      })
+        .png()
+        .toBuffer(),
+      contentType: 'image/png',
+    });
+    files.set('/disc.png', {
+      body: await sharp(
+        Buffer.from(
+          '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="20" fill="#0000ff"/></svg>',
+        ),
+      )
+        .png()
+        .toBuffer(),
+      contentType: 'image/png',
+    });
+    files.set('/backdrop.jpg', {
+      body: await sharp({
+        create: { width: 320, height: 180, channels: 3, background: { r: 20, g: 140, b: 60 } },
+      })
+        .jpeg()
+        .toBuffer(),
+      contentType: 'image/jpeg',
+    });
+    base = await files.start();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ConfigModule.forRoot(AppConfig.fromEnv({ API_KEYS: 'test-key', TFJS_BACKEND: 'auto' })),
+        RenderAnimationModule,
+      ],
+    }).compile();
+    await moduleRef.init();
+    processor = moduleRef.get(RenderAnimationProcessor);
+    gpu = moduleRef.get(GpuService);
+    close = () => moduleRef.close();
+  });
+
+  afterAll(async () => {
+    await close();
+    await files.stop();
+    await Promise.all(outputs.map((f) => rm(f, { force: true })));
+    Logger.overrideLogger(new Logger());
+  });
+
+  const run = async (data: Partial<RenderAnimationTaskData>) => {
+    const { task, progress } = runningTask(data);
+    const output = await processor.process(task);
+    outputs.push(file(output));
+    return { output, progress, task };
+  };
+
+  it('moves, turns and fades layers over a colour as the keyframes say', async () => {
+    const { output, progress } = await run({
+      background: '#112233',
+      duration: 2,
+      layers: [
+        {
+          image_url: `${base}/square.png`,
+          easing: 'linear',
+          keyframes: [
+            { time: 0, x: 20, y: 45, scale: 1 },
+            { time: 2, x: 140, y: 45, scale: 2, rotation: 90 },
+          ],
+        },
+        {
+          image_url: `${base}/disc.png`,
+          easing: 'ease_in_out',
+          keyframes: [
+            { time: 0, x: 80, y: 20, opacity: 1 },
+            { time: 1, opacity: 0 },
+          ],
+        },
+      ],
+    });
+    const probed = await probeMedia(file(output));
+    expect(probed.video).toEqual({
+      codec: 'h264',
+      pixelFormat: 'yuv420p',
+      width: 160,
+      height: 90,
+      fps: 12,
+      frames: 24,
+    });
+    expect(output.metadata).toMatchObject({
+      duration: 2,
+      resolution: '160x90',
+      fps: 12,
+      frames: 24,
+      format: 'MP4',
+      codec: 'h264',
+      backend: 'wasm',
+      layers: 2,
+      background: '#112233',
+    });
+    const steps = [...new Set(progress.map(([, s]) => s))];
+    expect(steps).toEqual(['fetching_layers', 'rendering_animation']);
+
+    const first = await extractFrame(file(output), 0, SIZE);
+    near(at(first, 150, 80), [0x11, 0x22, 0x33]);
+    near(at(first, 20, 45), [250, 220, 0], 16);
+    near(at(first, 80, 20), [0, 0, 255], 24);
+    // The disc's transparent corner shows the background.
+    near(at(first, 62, 3), [0x11, 0x22, 0x33]);
+
+    const last = await extractFrame(file(output), 23, SIZE);
+    near(at(last, 20, 45), [0x11, 0x22, 0x33]);
+    // At the end the square is twice as large (40×40) around (140, 45).
+    near(at(last, 140, 45), [250, 220, 0], 16);
+    near(at(last, 124, 30), [250, 220, 0], 16);
+    // The disc has faded out.
+    near(at(last, 80, 20), [0x11, 0x22, 0x33]);
+  });
+
+  it('covers the frame with a background image and fetches a repeated URL once', async () => {
+    const before = files.hits.get('/square.png') ?? 0;
+    const { output } = await run({
+      background: `${base}/backdrop.jpg`,
+      layers: [
+        { image_url: `${base}/square.png`, keyframes: [{ time: 0, x: 40, y: 45 }] },
+        { image_url: `${base}/square.png`, keyframes: [{ time: 0, x: 120, y: 45 }] },
+      ],
+    });
+    expect(files.hits.get('/square.png')).toBe(before + 1);
+    expect(output.metadata).toMatchObject({ background: 'image', layers: 2 });
+    const frame = await extractFrame(file(output), 6, SIZE);
+    near(at(frame, 5, 5), [20, 140, 60]);
+    near(at(frame, 40, 45), [250, 220, 0], 16);
+    near(at(frame, 120, 45), [250, 220, 0], 16);
+  });
+
+  it('stops on abort with tensors and files released', async () => {
+    const baseline = gpu.tensorCount();
+    const controller = new AbortController();
+    const { task, progress } = runningTask(
+      {
+        resolution: '640x360',
+        duration: 30,
+        fps: 30,
+        layers: [
+          {
+            image_url: `${base}/disc.png`,
+            keyframes: [
+              { time: 0, x: 0, y: 0, scale: 4 },
+              { time: 30, x: 640, y: 360, scale: 8, rotation: 3600 },
+            ],
+          },
+        ],
+      },
+      controller.signal,
+    );
+    const running = processor.process(task);
+    while (!progress.some(([f, s]) => s === 'rendering_animation' && f > 0.25)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const reason = new Error('cancelled');
+    const stoppedAt = Date.now();
+    controller.abort(reason);
+    await expect(running).rejects.toBe(reason);
+    expect(Date.now() - stoppedAt).toBeLessThan(1000);
+    expect(gpu.tensorCount()).toBe(baseline);
+    expect(readdirSync(os.tmpdir()).filter((f) => f.includes(task.taskId))).toEqual([]);
+  });
+});
