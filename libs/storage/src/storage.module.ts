@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { LocalStorageDriver } from './drivers/local.driver';
+import { S3StorageDriver } from './drivers/s3.driver';
 import { InputFetcher } from './input/input-fetcher';
 import { StorageDriver } from './storage.driver';
 
@@ -17,10 +18,7 @@ import { StorageDriver } from './storage.driver';
             return local;
           case 'r2':
           case 's3':
-            // The S3/R2 driver lands with the object-storage issue.
-            throw new Error(
-              `STORAGE_DRIVER=${config.storage.driver} is not available yet; use local`,
-            );
+            return new S3StorageDriver(config);
         }
       },
     },

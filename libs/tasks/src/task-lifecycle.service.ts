@@ -12,6 +12,7 @@ import {
   TaskNotFoundError,
   TaskValidationError,
 } from './task-errors';
+import { s3ReferenceProblems } from './task-types/input-url.validator';
 import { validateTaskData } from './task-types/task-data.validator';
 import { TaskDefinitions } from './task-types/task-definitions';
 
@@ -51,6 +52,13 @@ export class TaskLifecycleService {
       ]);
     }
     const data = validateTaskData(def, input.task_data);
+    // s3:// inputs must stay inside this project's prefix; the DTO alone cannot know the project.
+    const refProblems = s3ReferenceProblems(
+      input.project_id,
+      data,
+      this.config.storage.s3?.bucket ?? null,
+    );
+    if (refProblems.length > 0) throw new TaskValidationError(refProblems);
     if ((await this.queues.backlog(def.queue)) >= this.config.tasks.queueMaxSize) {
       throw new QueueFullError(def.queue, 30);
     }

@@ -1,3 +1,4 @@
+import { PayloadError } from '@app/payload';
 import { InputFetchError } from '@app/storage';
 import { TaskValidationError } from '@app/tasks';
 import { UnrecoverableError } from 'bullmq';
@@ -73,6 +74,11 @@ export function classifyError(err: unknown): ErrorClass {
     return 'validation';
   }
   if (err instanceof InputFetchError) {
+    if (!err.retryable) return 'validation';
+    return err.status === 429 ? 'rate_limit' : 'network';
+  }
+  // Payload registration: an outage (5xx, timeout, open circuit) is a network problem.
+  if (err instanceof PayloadError) {
     if (!err.retryable) return 'validation';
     return err.status === 429 ? 'rate_limit' : 'network';
   }

@@ -1,15 +1,18 @@
 import { rm } from 'node:fs/promises';
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { mediaOutputKey, type MediaFolder } from '@app/projects';
+import { PayloadClient, payloadMediaType } from '@app/payload';
+import { isKeyInProject, mediaOutputKey, type MediaFolder } from '@app/projects';
 import { StorageDriver, type StoredObject } from '@app/storage';
 import {
   TaskDefinitions,
   TaskRepository,
   TransitionError,
   validateTaskData,
+  type TaskDefinition,
   type TaskJobData,
   type TaskRecord,
+  type TaskResultRecord,
 } from '@app/tasks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { ProcessorRegistry } from './processor.registry';
@@ -28,6 +31,13 @@ interface ActiveRun {
   readonly runId: string;
   readonly projectId: string;
   readonly controller: AbortController;
+}
+
+/** The output of a run that reached storage, and whether the record already points at it. */
+interface StoredOutput {
+  key: string;
+  /** The record holds it as a pending result: a retry may resume from registration. */
+  recorded: boolean;
 }
 
 /** Progress reports closer together than this are coalesced (the last one always goes out). */
@@ -51,6 +61,7 @@ export class TaskRunner implements OnModuleDestroy {
     private readonly storage: StorageDriver,
     private readonly config: AppConfig,
     private readonly events: TaskEvents,
+    private readonly payload: PayloadClient,
   ) {}
 
   /** Task ids running here now. */
@@ -148,23 +159,51 @@ export class TaskRunner implements OnModuleDestroy {
       queueWaitMs: Math.max(0, started - job.timestamp),
     });
 
-    let storedKey: string | undefined;
+    let stored: StoredOutput | undefined;
     try {
       const data = validateTaskData(def, task.task_data);
       const progress = this.progressReporter(taskId, runId, controller);
-      const running: RunningTask<object> = {
-        taskId,
-        projectId: task.project_id,
-        taskType: task.task_type,
-        data,
-        attempt,
-        signal: controller.signal,
-        progress,
-      };
-      const output = await untilAborted(processor.process(running), controller.signal);
-      await progress(0.95, 'uploading_result', true);
-      const stored = await this.store(task, def.mediaKind, output);
-      storedKey = stored.key;
+      let result = await this.resumableResult(task);
+      if (result) {
+        stored = { key: result.media_key, recorded: true };
+        this.logger.log(`${log} media already stored; resuming at registering_media`);
+      } else {
+        const running: RunningTask<object> = {
+          taskId,
+          projectId: task.project_id,
+          taskType: task.task_type,
+          data,
+          attempt,
+          signal: controller.signal,
+          progress,
+        };
+        const output = await untilAborted(processor.process(running), controller.signal);
+        await progress(0.95, 'uploading_result', true);
+        const object = await this.store(task, def.mediaKind, output);
+        stored = { key: object.key, recorded: false };
+        result = {
+          media_key: object.key,
+          content_type: output.media.contentType,
+          payload_media_id: null,
+          metadata: { ...output.metadata, file_size: object.size },
+        };
+      }
+      if (this.payload.enabled) {
+        if (!stored.recorded) {
+          // Recorded before registering, so a failed registration is retried from here.
+          await this.tasks.transition(
+            taskId,
+            'processing',
+            { result: { ...result, pending: 'payload' } },
+            { runId, from: ['processing'] },
+          );
+          stored.recorded = true;
+        }
+        await progress(0.97, 'registering_media', true);
+        const id = await this.register(task, def, result, controller.signal);
+        result = { ...result, payload_media_id: id };
+      }
+      const { pending: _done, ...finalResult } = result;
       await this.tasks.transition(
         taskId,
         'completed',
@@ -173,12 +212,7 @@ export class TaskRunner implements OnModuleDestroy {
           current_step: 'upload_complete',
           completed_at: new Date().toISOString(),
           error: null,
-          result: {
-            media_key: stored.key,
-            content_type: output.media.contentType,
-            payload_media_id: null,
-            metadata: { ...output.metadata, file_size: stored.size },
-          },
+          result: finalResult,
         },
         { runId, from: ['processing'] },
       );
@@ -187,13 +221,74 @@ export class TaskRunner implements OnModuleDestroy {
       this.events.emit({ type: 'completed', task, attempt, durationMs: Date.now() - started });
       return 'completed';
     } catch (err) {
-      if (storedKey) await this.storage.delete(storedKey).catch(() => undefined);
-      return await this.fail(job, token, task, runId, attempt, controller.signal, err, started);
+      return await this.fail(
+        job,
+        token,
+        task,
+        runId,
+        attempt,
+        controller.signal,
+        err,
+        started,
+        stored,
+      );
     } finally {
       clearTimeout(timer);
       jobSignal?.removeEventListener('abort', onJobAbort);
       this.active.delete(taskId);
     }
+  }
+
+  /**
+   * The result a previous attempt stored but could not register in Payload, when its object is
+   * still there; undefined means the media must be made (again).
+   */
+  private async resumableResult(task: TaskRecord): Promise<TaskResultRecord | undefined> {
+    const result = task.result;
+    if (result?.pending !== 'payload' || !isKeyInProject(task.project_id, result.media_key)) {
+      return undefined;
+    }
+    const object = await this.storage.get(result.media_key);
+    if (!object) return undefined;
+    object.stream.destroy();
+    return result;
+  }
+
+  /** Registers the stored media in Payload; returns the document id (existing one on a retry). */
+  private async register(
+    task: TaskRecord,
+    def: TaskDefinition,
+    result: TaskResultRecord,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const key = result.media_key;
+    const started = Date.now();
+    const { id, created } = await this.payload.registerMedia(
+      {
+        taskId: task.task_id,
+        projectId: task.project_id,
+        mediaType: payloadMediaType(def.mediaKind),
+        filename: key.slice(key.lastIndexOf('/') + 1),
+        contentType: result.content_type,
+        open: async () => {
+          const object = await this.storage.get(key);
+          // Not a Payload error: the next attempt finds no object and makes the media again.
+          if (!object) throw new Error(`stored media ${key} disappeared before registration`);
+          return object.stream;
+        },
+        generationMetadata: {
+          task_type: task.task_type,
+          task_data: task.task_data,
+          ...result.metadata,
+        },
+        mediaUrl: await this.storage.url(key),
+      },
+      signal,
+    );
+    this.logger.log(
+      `task_id=${task.task_id} project_id=${task.project_id} ${created ? 'registered' : 'already registered'} in Payload as ${id} (${Date.now() - started} ms)`,
+    );
+    return id;
   }
 
   private async store(
@@ -225,11 +320,13 @@ export class TaskRunner implements OnModuleDestroy {
     signal: AbortSignal,
     err: unknown,
     started: number,
+    stored?: StoredOutput,
   ): Promise<string> {
     const durationMs = Date.now() - started;
     const log = `task_id=${task.task_id} project_id=${task.project_id}`;
     const reason = signal.aborted ? (signal.reason as unknown) : err;
     if (reason instanceof TaskCancelledError || (await this.isNoLongerOurs(task.task_id, runId))) {
+      if (stored) await this.discardCancelled(task, runId, stored.key);
       this.logger.log(`${log} stopped: cancelled`);
       this.events.emit({ type: 'cancelled', task, attempt, durationMs });
       return 'cancelled';
@@ -238,6 +335,8 @@ export class TaskRunner implements OnModuleDestroy {
     const message = errorMessage(reason);
     const retriesLeft = this.config.tasks.maxRetryAttempts - (attempt - 1);
     if (isRetryable(cls) && retriesLeft > 0) {
+      // A recorded output stays for the retry to resume from; an unrecorded one is made again.
+      if (stored && !stored.recorded) await this.deleteQuietly(task, stored.key);
       const delay = retryDelayMs(cls, attempt, this.config.tasks.retryDelayScale);
       try {
         await this.tasks.transition(
@@ -258,14 +357,28 @@ export class TaskRunner implements OnModuleDestroy {
       this.logger.warn(
         `${log} attempt ${attempt} failed (${cls}): ${message}; retry in ${delay} ms`,
       );
+      this.events.emit({
+        type: 'retry_scheduled',
+        task,
+        attempt,
+        durationMs,
+        errorClass: cls,
+        delayMs: delay,
+      });
       await job.moveToDelayed(Date.now() + delay, token);
       throw new DelayedError();
     }
+    if (stored) await this.deleteQuietly(task, stored.key);
     try {
       await this.tasks.transition(
         task.task_id,
         'failed',
-        { error: message, completed_at: new Date().toISOString(), run_id: runId },
+        {
+          error: message,
+          completed_at: new Date().toISOString(),
+          run_id: runId,
+          ...(stored?.recorded ? { result: null } : {}),
+        },
         { runId, from: ['processing'] },
       );
     } catch (transitionErr) {
@@ -275,6 +388,29 @@ export class TaskRunner implements OnModuleDestroy {
     this.logger.error(`${log} failed (${cls}, attempt ${attempt}): ${message}`);
     this.events.emit({ type: 'failed', task, attempt, durationMs, errorClass: cls });
     throw new UnrecoverableError(message);
+  }
+
+  /**
+   * Output of a run that was cancelled is removed, with the pending result pointing at it. Not
+   * when another run took the task over: that run may be resuming from this very object.
+   */
+  private async discardCancelled(task: TaskRecord, runId: string, key: string): Promise<void> {
+    const current = await this.tasks.get(task.task_id);
+    if (current?.status !== 'cancelled' || current.run_id !== runId) return;
+    await this.deleteQuietly(task, key);
+    if (current.result?.pending) {
+      await this.tasks
+        .transition(task.task_id, 'cancelled', { result: null }, { runId, from: ['cancelled'] })
+        .catch(() => undefined); // a manual retry got there first; it clears the result itself
+    }
+  }
+
+  private async deleteQuietly(task: TaskRecord, key: string): Promise<void> {
+    await this.storage.delete(key).catch((err: unknown) => {
+      this.logger.warn(
+        `task_id=${task.task_id} project_id=${task.project_id} could not delete ${key}: ${errorMessage(err)}`,
+      );
+    });
   }
 
   private async isNoLongerOurs(taskId: string, runId: string): Promise<boolean> {

@@ -2,6 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { TestS3Server } from '@app/testing';
+import { LocalStorageDriver } from '../drivers/local.driver';
+import { S3StorageDriver } from '../drivers/s3.driver';
 import { InputFetchError, InputFetcher } from './input-fetcher';
 
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]);
@@ -64,7 +67,7 @@ describe('InputFetcher', () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const config = AppConfig.fromEnv({ API_KEYS: 'test-key' });
     Object.assign(config, { fetch: { timeoutMs: 300, maxBytes: 4096 } });
-    fetcher = new InputFetcher(config);
+    fetcher = new InputFetcher(config, new LocalStorageDriver(config));
   });
 
   afterAll(async () => {
@@ -187,5 +190,108 @@ describe('InputFetcher', () => {
     expect(ftp.message).toContain('task_data.style_guide');
     const garbage = await failure(fetcher.fetch('not a url', { field: 'f' }));
     expect(garbage.retryable).toBe(false);
+  });
+});
+
+describe('InputFetcher with s3:// references', () => {
+  const s3 = new TestS3Server('ams-inputs');
+  let fetcher: InputFetcher;
+  let driver: S3StorageDriver;
+
+  beforeAll(async () => {
+    Logger.overrideLogger(false);
+    await s3.start();
+    const config = AppConfig.fromEnv({ API_KEYS: 'test-key', ...s3.env() });
+    Object.assign(config, { fetch: { timeoutMs: 2000, maxBytes: 4096 } });
+    driver = new S3StorageDriver(config);
+    fetcher = new InputFetcher(config, driver);
+    await driver.put(
+      'projects/p1/image/t1/ref.png',
+      { kind: 'buffer', data: PNG_MAGIC },
+      'image/png',
+    );
+    await driver.put(
+      'projects/p1/image/t1/blob',
+      { kind: 'buffer', data: PNG_MAGIC },
+      'application/octet-stream',
+    );
+    await driver.put(
+      'projects/p1/image/t1/big.png',
+      { kind: 'buffer', data: Buffer.alloc(5000) },
+      'image/png',
+    );
+    await driver.put(
+      'projects/p2/image/t9/secret.png',
+      { kind: 'buffer', data: PNG_MAGIC },
+      'image/png',
+    );
+  });
+
+  afterAll(async () => {
+    driver.onModuleDestroy();
+    await s3.stop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  const field = 'task_data.style_guide';
+
+  it('reads an object of the task project from the configured bucket', async () => {
+    const got = await fetcher.fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', {
+      field,
+      accept: 'image',
+      projectId: 'p1',
+    });
+    expect(got).toEqual({ data: PNG_MAGIC, contentType: 'image/png' });
+    const sniffed = await fetcher.fetch('s3://ams-inputs/projects/p1/image/t1/blob', {
+      field,
+      accept: 'image',
+      projectId: 'p1',
+    });
+    expect(sniffed.contentType).toBe('image/png');
+  });
+
+  it.each([
+    ['s3://ams-inputs/projects/p2/image/t9/secret.png', 'p1', /outside the task's project/],
+    ['s3://ams-inputs/projects/p1/../p2/image/t9/secret.png', 'p1', /outside the task's project/],
+    ['s3://ams-inputs/projects/p1/image/t1/ref.png', undefined, /outside the task's project/],
+    ['s3://other-bucket/projects/p1/image/t1/ref.png', 'p1', /only the bucket ams-inputs/],
+    ['s3://ams-inputs/projects/p1/image/t1/none.png', 'p1', /no such object/],
+    ['s3://ams-inputs/projects/p1/image/t1/big.png', 'p1', /exceeds the 4096-byte limit/],
+  ])('refuses %s (project %s) without retry', async (url, projectId, why) => {
+    const err = await fetcher.fetch(url, { field, accept: 'image', projectId }).then(
+      () => undefined,
+      (e: unknown) => e as InputFetchError,
+    );
+    expect(err).toBeInstanceOf(InputFetchError);
+    expect(err!.retryable).toBe(false);
+    expect(err!.message).toMatch(why);
+    expect(err!.message).toContain(field);
+  });
+
+  it('needs object storage for s3:// references', async () => {
+    const config = AppConfig.fromEnv({ API_KEYS: 'test-key' });
+    const local = new InputFetcher(config, new LocalStorageDriver(config));
+    await expect(
+      local.fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' }),
+    ).rejects.toThrow(/need object storage/);
+  });
+
+  it('fails as retryable when the storage server is unreachable', async () => {
+    const config = AppConfig.fromEnv({
+      API_KEYS: 'test-key',
+      ...s3.env(),
+      R2_ENDPOINT: 'http://127.0.0.1:1',
+    });
+    Object.assign(config, { fetch: { timeoutMs: 5000, maxBytes: 4096 } });
+    const down = new S3StorageDriver(config);
+    const err = await new InputFetcher(config, down)
+      .fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' })
+      .then(
+        () => undefined,
+        (e: unknown) => e as InputFetchError,
+      );
+    down.onModuleDestroy();
+    expect(err).toBeInstanceOf(InputFetchError);
+    expect(err!.retryable).toBe(true);
   });
 });

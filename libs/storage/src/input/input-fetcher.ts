@@ -1,5 +1,8 @@
+import type { Readable } from 'node:stream';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { isKeyInProject } from '@app/projects';
+import { StorageDriver } from '../storage.driver';
 
 /** What kind of body the caller expects; checked against Content-Type (and magic bytes). */
 export type InputAccept = 'image' | 'audio' | 'any';
@@ -10,7 +13,12 @@ export interface InputFetchOptions {
   /** The task_data field the URL came from, e.g. `task_data.reference_images[1]`. */
   field: string;
   accept?: InputAccept;
+  /** The task's project: `s3://` inputs are read only from inside its prefix (required for them). */
+  projectId?: string;
 }
+
+/** `s3://bucket/key`, key of safe characters (the submit-time rule in @app/tasks IsInputUrl). */
+const S3_REF = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([A-Za-z0-9_./-]+)$/;
 
 export interface FetchedInput {
   data: Buffer;
@@ -38,6 +46,7 @@ export class InputFetchError extends Error {
 
   /** The URL as errors and logs show it: origin and path, never the query or credentials. */
   static redactUrl(url: string): string {
+    if (url.startsWith('s3://')) return S3_REF.test(url) ? url : '(invalid s3 reference)';
     const parsed = parseUrl(url);
     return parsed ? `${parsed.protocol}//${parsed.host}${parsed.pathname}` : '(invalid URL)';
   }
@@ -49,15 +58,22 @@ const ACCEPT_HEADER: Record<InputAccept, string> = {
   any: '*/*',
 };
 
-/** Fetches task inputs (style guides, reference images, audio) over http(s), bounded in time and size. */
+/**
+ * Fetches task inputs (style guides, reference images, audio) over http(s), or from the service's
+ * own bucket for `s3://` references inside the task's project, bounded in time and size.
+ */
 @Injectable()
 export class InputFetcher {
   private readonly logger = new Logger(InputFetcher.name);
 
-  constructor(private readonly config: AppConfig) {}
+  constructor(
+    private readonly config: AppConfig,
+    private readonly storage: StorageDriver,
+  ) {}
 
   async fetch(url: string, opts: InputFetchOptions): Promise<FetchedInput> {
     const { field, accept = 'any' } = opts;
+    if (url.startsWith('s3://')) return this.fetchStored(url, opts);
     const parsed = parseUrl(url);
     if (!parsed) throw new InputFetchError(field, '(invalid URL)', false, 'not a valid URL');
     const shown = InputFetchError.redactUrl(url);
@@ -110,23 +126,112 @@ export class InputFetcher {
       ).catch((err: unknown) => {
         throw err instanceof InputFetchError ? err : failFromAbortOr(err);
       });
-
-      // Object stores often serve uploads as octet-stream; trust the bytes then.
-      let finalType = contentType;
-      if (isGeneric(contentType) && accept !== 'any') {
-        const sniffed = sniff(data, accept);
-        if (!sniffed) throw fail(false, `content is not ${ACCEPT_HEADER[accept]}`);
-        finalType = sniffed;
-      }
-      this.logger.debug(
-        `${field}: fetched ${shown} (${data.length} bytes, ${finalType || 'untyped'}) in ${Date.now() - started} ms`,
-      );
-      return { data, contentType: finalType || 'application/octet-stream' };
+      return this.typed(data, contentType, accept, fail, `${field}: fetched ${shown}`, started);
     } finally {
       // Releases the connection when we stopped before the end of the body (no-op otherwise).
       if (response.body && !response.bodyUsed) await response.body.cancel().catch(() => undefined);
     }
   }
+
+  /** Reads an `s3://` reference through the configured StorageDriver, inside the task's project. */
+  private async fetchStored(url: string, opts: InputFetchOptions): Promise<FetchedInput> {
+    const { field, accept = 'any', projectId } = opts;
+    const shown = InputFetchError.redactUrl(url);
+    const fail = (retryable: boolean, detail: string, status?: number, cause?: unknown) =>
+      new InputFetchError(field, shown, retryable, detail, status, { cause });
+    const ref = S3_REF.exec(url);
+    if (!ref) throw fail(false, 'not a valid s3://bucket/key reference');
+    const [, bucket, key] = ref;
+    const s3 = this.config.storage.s3;
+    if (!s3) throw fail(false, 's3:// references need object storage (STORAGE_DRIVER=r2 or s3)');
+    if (bucket !== s3.bucket) throw fail(false, `only the bucket ${s3.bucket} can be read`);
+    // Checked again here (not only at submit): a record could predate the rule or be edited.
+    if (!projectId || !isKeyInProject(projectId, key)) {
+      throw fail(false, `key is outside the task's project prefix`);
+    }
+    opts.signal?.throwIfAborted();
+
+    const { timeoutMs, maxBytes } = this.config.fetch;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const failFromAbortOr = (err: unknown): unknown => {
+      if (opts.signal?.aborted) return opts.signal.reason;
+      if (timeout.aborted) return fail(true, `timed out after ${timeoutMs} ms`, undefined, err);
+      if (err instanceof InputFetchError) return err;
+      return fail(true, `storage error: ${describeCause(err)}`, undefined, err);
+    };
+    const started = Date.now();
+    let stream: Readable | undefined;
+    const onAbort = () => stream?.destroy(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const object = await raceAbort(this.storage.get(key), signal);
+      if (!object) throw fail(false, 'no such object', 404);
+      stream = object.stream;
+      if (object.size > maxBytes) {
+        throw fail(false, `${object.size} bytes exceeds the ${maxBytes}-byte limit`);
+      }
+      const type = object.contentType.split(';')[0].trim().toLowerCase();
+      if (!isGeneric(type) && !matches(type, accept)) {
+        throw fail(false, `content type ${type} is not ${ACCEPT_HEADER[accept]}`);
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of stream) {
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+        total += buf.length;
+        if (total > maxBytes) throw fail(false, `body exceeds the ${maxBytes}-byte limit`);
+        chunks.push(buf);
+      }
+      const data = Buffer.concat(chunks, total);
+      return this.typed(data, type, accept, fail, `${field}: read ${shown}`, started);
+    } catch (err) {
+      throw failFromAbortOr(err);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stream?.destroy();
+    }
+  }
+
+  /** Object stores often serve uploads as octet-stream; trust the bytes then. */
+  private typed(
+    data: Buffer,
+    contentType: string,
+    accept: InputAccept,
+    fail: (retryable: boolean, detail: string) => InputFetchError,
+    what: string,
+    started: number,
+  ): FetchedInput {
+    let finalType = contentType;
+    if (isGeneric(contentType) && accept !== 'any') {
+      const sniffed = sniff(data, accept);
+      if (!sniffed) throw fail(false, `content is not ${ACCEPT_HEADER[accept]}`);
+      finalType = sniffed;
+    }
+    this.logger.debug(
+      `${what} (${data.length} bytes, ${finalType || 'untyped'}) in ${Date.now() - started} ms`,
+    );
+    return { data, contentType: finalType || 'application/octet-stream' };
+  }
+}
+
+/** Settles with `work`, or rejects with the signal's reason as soon as it aborts. */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 async function readBounded(

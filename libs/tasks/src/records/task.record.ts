@@ -7,6 +7,11 @@ export interface TaskResultRecord {
   content_type: string;
   payload_media_id: string | null;
   metadata: Record<string, unknown>;
+  /**
+   * Set while the media is stored but not yet registered in Payload: a retry resumes from that
+   * step instead of generating the media again.
+   */
+  pending?: 'payload';
 }
 
 /** A task as stored in `tasks:{id}` (seed 001 "Task"), parsed. */

@@ -157,7 +157,12 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
     try {
       const thumbnails = await Promise.all(
         wanted.map(async ({ field, url }) => {
-          const { data } = await this.inputs.fetch(url, { field, signal, accept: 'image' });
+          const { data } = await this.inputs.fetch(url, {
+            field,
+            signal,
+            accept: 'image',
+            projectId: task.projectId,
+          });
           const pixels = await thumbnail(data, field, url);
           done += 1;
           if (!signal.aborted)

@@ -1,0 +1,3 @@
+export * from './payload.client';
+export * from './payload.errors';
+export * from './payload.module';
