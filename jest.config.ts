@@ -1,7 +1,7 @@
 import type { Config } from 'jest';
 
 // @swc/jest compiles TypeScript with Nest's decorator metadata; a few transitive deps ship ESM only
-// (content-disposition via @fastify/static), so those are transformed too.
+// (content-disposition via @fastify/static; cockatiel 4), so those are transformed too.
 const swc: [string, Record<string, unknown>] = [
   '@swc/jest',
   {
@@ -16,15 +16,15 @@ const swc: [string, Record<string, unknown>] = [
 ];
 
 const moduleNameMapper = {
-  '^@app/(config|redis|tasks|projects|storage|payload|gpu|testing)$': '<rootDir>/libs/$1/src',
-  '^@app/(config|redis|tasks|projects|storage|payload|gpu|testing)/(.*)$': '<rootDir>/libs/$1/src/$2',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|testing)$': '<rootDir>/libs/$1/src',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|testing)/(.*)$': '<rootDir>/libs/$1/src/$2',
 };
 
 const common = {
   rootDir: __dirname,
   testEnvironment: 'node',
   transform: { '^.+\\.(t|j|mj)s$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(content-disposition)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(content-disposition|cockatiel)/)'],
   moduleNameMapper,
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   setupFiles: ['reflect-metadata'],

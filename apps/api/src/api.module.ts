@@ -2,17 +2,19 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { AppConfig, ConfigModule } from '@app/config';
+import { LoggingModule, RedisHealthIndicator } from '@app/observability';
 import { ProjectsModule } from '@app/projects';
 import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
 import { TasksModule } from '@app/tasks';
+import { QueuesBoardModule } from './admin/queues-board.module';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { HealthController } from './health/health.controller';
-import { RedisHealthIndicator } from './health/redis.health';
 import { StorageHealthIndicator } from './health/storage.health';
 import { WorkersHealthIndicator } from './health/workers.health';
 import { MediaController } from './media/media.controller';
+import { ApiMetricsModule } from './metrics/api-metrics.module';
 import { ProjectsController } from './projects/projects.controller';
 import { TasksController } from './tasks/tasks.controller';
 import { TaskViews } from './tasks/task-views';
@@ -31,6 +33,9 @@ export class ApiModule {
         ProjectsModule,
         StorageModule,
         TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
+        LoggingModule.forRoot(config, 'api'),
+        ...(config.ops.metrics ? [ApiMetricsModule.register()] : []),
+        ...(config.ops.bullBoard.enabled ? [QueuesBoardModule.register(config)] : []),
       ],
       controllers: [
         TasksController,

@@ -2,7 +2,8 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { AppConfig, loadDotEnv, nestLogLevels } from '@app/config';
+import { AppConfig, loadDotEnv } from '@app/config';
+import { createAppLogger } from '@app/observability';
 import { ApiModule } from './api.module';
 import { setupApp } from './setup-app';
 
@@ -12,7 +13,7 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestFastifyApplication>(
     ApiModule.register(config),
     new FastifyAdapter({ bodyLimit: 1024 * 1024 }),
-    { logger: nestLogLevels(config.logLevel) },
+    { logger: createAppLogger(config, 'api') },
   );
   setupApp(app, config);
   await app.listen(config.api.port, config.api.host);

@@ -1,14 +1,15 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { AppConfig, loadDotEnv, nestLogLevels } from '@app/config';
+import { AppConfig, loadDotEnv } from '@app/config';
+import { createAppLogger } from '@app/observability';
 import { WorkerModule } from './worker.module';
 
 async function bootstrap(): Promise<void> {
   loadDotEnv();
   const config = AppConfig.fromEnv();
   const app = await NestFactory.createApplicationContext(WorkerModule.register(config), {
-    logger: nestLogLevels(config.logLevel),
+    logger: createAppLogger(config, 'worker'),
   });
   app.enableShutdownHooks();
   new Logger('Worker').log(

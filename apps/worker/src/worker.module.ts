@@ -1,10 +1,14 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { AppConfig, ConfigModule } from '@app/config';
 import { GpuModule } from '@app/gpu';
+import { PayloadModule } from '@app/payload';
+import { LoggingModule } from '@app/observability';
 import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
 import { TasksModule, type QueueName } from '@app/tasks';
+import { WORKER_OPERATIONS_PROVIDERS } from './health/worker-health.server';
 import { WorkerHeartbeatService } from './heartbeat/worker-heartbeat.service';
 import { PROCESSOR_MODULES } from './processors';
 import { CancelWatcher } from './runtime/cancel-watcher';
@@ -26,6 +30,9 @@ export class WorkerModule {
         TasksModule,
         StorageModule,
         GpuModule,
+        PayloadModule,
+        LoggingModule.forRoot(config, 'worker'),
+        TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
         ...PROCESSOR_MODULES,
       ],
       providers: [
@@ -34,6 +41,7 @@ export class WorkerModule {
         TaskEvents,
         CancelWatcher,
         WorkerHeartbeatService,
+        ...WORKER_OPERATIONS_PROVIDERS,
         ...config.worker.queues.map((q) => queueConsumer(q as QueueName)),
       ],
       exports: [TaskRunner, ProcessorRegistry, TaskEvents],

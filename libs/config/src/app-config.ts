@@ -153,6 +153,28 @@ export class AppConfig {
           createHash('sha256')
             .update(`media-url:${[...keys].sort().join(',')}`)
             .digest('hex'),
+        s3: e.STORAGE_DRIVER === 'local' ? null : s3Settings(e),
+      },
+      payload: e.PAYLOAD_API_URL
+        ? {
+            apiUrl: e.PAYLOAD_API_URL.replace(/\/+$/, ''),
+            apiKey: e.PAYLOAD_API_KEY,
+            mediaCollection: e.PAYLOAD_MEDIA_COLLECTION,
+            authScheme: e.PAYLOAD_AUTH_SCHEME,
+            authCollection: e.PAYLOAD_AUTH_COLLECTION,
+            timeoutMs: e.PAYLOAD_TIMEOUT_MS,
+          }
+        : null,
+      ops: {
+        metrics: e.ENABLE_METRICS,
+        workerHealthPort: e.WORKER_HEALTH_PORT,
+        projectLabelLimit: e.METRICS_PROJECT_LABEL_LIMIT,
+        bullBoard: {
+          enabled: e.BULL_BOARD_ENABLED,
+          readOnly: e.BULL_BOARD_READ_ONLY,
+          basicAuth: bullBoardBasicAuth(e.BULL_BOARD_BASIC_AUTH),
+        },
+        logFormat: e.LOG_FORMAT,
       },
       fetch: { timeoutMs: e.FETCH_TIMEOUT_MS, maxBytes: e.FETCH_MAX_BYTES },
       logLevel: e.LOG_LEVEL,
@@ -180,6 +202,13 @@ function s3Settings(e: EnvSchema): NonNullable<AppConfig['storage']['s3']> {
     publicBaseUrl: e.R2_PUBLIC_BASE_URL?.replace(/\/+$/, ''),
     forcePathStyle: e.R2_FORCE_PATH_STYLE,
   };
+}
+
+/** "user:password" (validated by the schema); the password may itself contain colons. */
+function bullBoardBasicAuth(value?: string): { user: string; password: string } | undefined {
+  if (!value) return undefined;
+  const colon = value.indexOf(':');
+  return { user: value.slice(0, colon), password: value.slice(colon + 1) };
 }
 
 function formatErrors(errors: ValidationError[]): string {

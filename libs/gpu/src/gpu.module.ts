@@ -1,5 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { GpuService } from './gpu.service';
+import { GpuDeviceMonitor } from './gpu-device.monitor';
+import { ModelRegistry } from './model-registry';
 
 /**
  * Global because the tfjs engine is one per process: every processor module shares the single
@@ -7,7 +9,11 @@ import { GpuService } from './gpu.service';
  */
 @Global()
 @Module({
-  providers: [GpuService],
-  exports: [GpuService],
+  providers: [
+    GpuService,
+    { provide: GpuDeviceMonitor, useFactory: () => new GpuDeviceMonitor() },
+    ModelRegistry,
+  ],
+  exports: [GpuService, GpuDeviceMonitor, ModelRegistry],
 })
 export class GpuModule {}

@@ -1,5 +1,8 @@
 export * from './gpu.module';
 export * from './gpu.service';
+export * from './gpu-device.monitor';
+export * from './gpu-health.indicator';
+export * from './model-registry';
 export * from './tensor-scope';
 export {
   TfjsBackendError,

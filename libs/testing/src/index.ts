@@ -1,3 +1,5 @@
 export * from './file-server';
 export * from './http-client';
+export * from './payload-server';
+export * from './s3-server';
 export * from './test-config';

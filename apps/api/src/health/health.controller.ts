@@ -1,8 +1,8 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
+import { RedisHealthIndicator } from '@app/observability';
 import { Public } from '../auth/public.decorator';
-import { RedisHealthIndicator } from './redis.health';
 import { StorageHealthIndicator } from './storage.health';
 import { WorkersHealthIndicator } from './workers.health';
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { StorageDriver } from '@app/storage';
-import { withTimeout } from './redis.health';
+import { withTimeout } from '@app/observability';
 
 @Injectable()
 export class StorageHealthIndicator {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { WorkerStatusRepository } from '@app/tasks';
-import { withTimeout } from './redis.health';
+import { withTimeout } from '@app/observability';
 
 /**
  * The GPU side as the API sees it: live workers and the tfjs backends they run. Informational:

@@ -18,6 +18,8 @@ export interface ServiceOptions {
   worker?: boolean;
   extraDefinitions?: TaskDefinition<any>[];
   extraWorkerModules?: Type<unknown>[];
+  /** Give the worker its health/metrics port (a free one); off by default (port 0). */
+  workerHealth?: boolean;
 }
 
 /**
@@ -37,6 +39,7 @@ export class TestService {
     this.config = testConfig({
       API_PORT: String(port),
       PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+      ...(this.opts.workerHealth ? { WORKER_HEALTH_PORT: String(await freePort()) } : {}),
       ...this.opts.env,
     });
     const module = await Test.createTestingModule({ imports: [ApiModule.register(this.config)] })
@@ -51,6 +54,11 @@ export class TestService {
     this.http = new HttpClient(`http://127.0.0.1:${port}/api/v1`);
     if (this.opts.worker !== false) await this.startWorker();
     return this;
+  }
+
+  /** Base URL of the worker's health and metrics server (with `workerHealth`). */
+  get workerHealthUrl(): string {
+    return `http://127.0.0.1:${this.config.ops.workerHealthPort}`;
   }
 
   async startWorker(): Promise<INestApplicationContext> {

@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { Redis } from 'ioredis';
+import { withTimeout } from './with-timeout';
 
-/** PING with a bound: a probe must never hang on a dead connection. */
+/** PING with a bound (both apps): a probe must never hang on a dead connection. */
 @Injectable()
 export class RedisHealthIndicator {
   constructor(
@@ -14,6 +15,7 @@ export class RedisHealthIndicator {
     const indicator = this.indicators.check(key);
     const started = Date.now();
     try {
+      // A client that is reconnecting queues commands (maxRetriesPerRequest: null): answer now.
       if (this.redis.status !== 'ready') throw new Error(`connection ${this.redis.status}`);
       await withTimeout(this.redis.ping(), timeoutMs);
       return indicator.up({ latency_ms: Date.now() - started });
@@ -21,14 +23,4 @@ export class RedisHealthIndicator {
       return indicator.down({ message: (err as Error).message });
     }
   }
-}
-
-export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    work,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

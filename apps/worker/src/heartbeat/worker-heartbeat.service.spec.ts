@@ -1,0 +1,91 @@
+import { Logger } from '@nestjs/common';
+import { AppConfig } from '@app/config';
+import { GpuDeviceMonitor, type GpuService } from '@app/gpu';
+import type { TaskRecord, WorkerStatusRecord, WorkerStatusRepository } from '@app/tasks';
+import { TaskEvents } from '../runtime/task-events';
+import type { TaskRunner } from '../runtime/task-runner';
+import { WorkerHeartbeatService } from './worker-heartbeat.service';
+
+const task = { task_id: 't1', project_id: 'p', task_type: 'x' } as TaskRecord;
+
+function setup(smi: () => Promise<string>) {
+  const beats: WorkerStatusRecord[] = [];
+  const repo = {
+    beat: async (r: WorkerStatusRecord) => void beats.push(r),
+    remove: async () => undefined,
+  } as unknown as WorkerStatusRepository;
+  const active: string[] = [];
+  const runner = {
+    activeTaskIds: () => [...active],
+    tasksCompleted: () => 3,
+  } as unknown as TaskRunner;
+  const gpu = { backendName: 'wasm' } as GpuService;
+  const events = new TaskEvents();
+  const config = AppConfig.fromEnv({
+    API_KEYS: 'k',
+    WORKER_ID: 'w-1',
+    WORKER_QUEUES: 'gpu_medium',
+    WORKER_HEARTBEAT_INTERVAL: '300',
+  });
+  const service = new WorkerHeartbeatService(
+    repo,
+    runner,
+    gpu,
+    new GpuDeviceMonitor(smi, 1000, 0),
+    events,
+    config,
+  );
+  return { service, beats, active, events };
+}
+
+describe('WorkerHeartbeatService', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(new Logger()));
+
+  it('beats at once when a run starts and ends, busy with its task then idle', async () => {
+    const { service, beats, active, events } = setup(
+      async () => '0, L4, 1, 2, 50\n1, L4, 1, 2, 30\n',
+    );
+    await service.onApplicationBootstrap();
+    expect(beats[0]).toMatchObject({
+      status: 'idle',
+      current_task_id: null,
+      worker_type: 'gpu_medium',
+    });
+
+    active.push('t1');
+    events.emit({ type: 'started', task, attempt: 1, queueWaitMs: 0 });
+    // The runner still holds the run while it reports the end.
+    events.emit({ type: 'completed', task, attempt: 1, durationMs: 5 });
+    await service.beat();
+    expect(beats.slice(1, 3)).toEqual([
+      expect.objectContaining({ status: 'busy', current_task_id: 't1', current_task_ids: ['t1'] }),
+      expect.objectContaining({ status: 'idle', current_task_id: null, current_task_ids: [] }),
+    ]);
+    expect(beats[1]).toMatchObject({
+      worker_id: 'w-1',
+      gpu_utilization: 0.4,
+      tasks_completed: 3,
+      backend: 'wasm',
+      memory_usage: expect.any(Number),
+    });
+    await service.onApplicationShutdown();
+  });
+
+  it('writes beats in the order they were taken, even when reading the GPU is slow', async () => {
+    let calls = 0;
+    const { service, beats, active } = setup(async () => {
+      // The first reading is slow, later ones are quick.
+      calls += 1;
+      if (calls === 1) await new Promise((r) => setTimeout(r, 100));
+      return '';
+    });
+    active.push('t1');
+    const first = service.beat();
+    active.length = 0;
+    const second = service.beat();
+    await Promise.all([first, second]);
+    expect(beats.map((b) => b.status)).toEqual(['busy', 'idle']);
+    await service.onApplicationShutdown();
+  });
+});

@@ -1,0 +1,79 @@
+import type { IncomingMessage } from 'node:http';
+import type { AppConfig } from '@app/config';
+import type { Params } from 'nestjs-pino';
+import pino, { type DestinationStream, type Level } from 'pino';
+import { PrettyLogStream } from './pretty.stream';
+import { liftTaskFields } from './task-log-fields';
+
+/** Secrets that must never reach a log line (request headers, config-like objects, errors). */
+export const REDACTED_PATHS = [
+  'req.headers["x-api-key"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.apiKey',
+  '*.api_key',
+  '*.password',
+  '*.secret',
+  '*.secretAccessKey',
+  '*.mediaUrlSecret',
+  '*.token',
+  'config.api.keys',
+];
+
+/** Probes and scrapes run every few seconds; their request lines would drown everything else. */
+const QUIET_ROUTES = /^\/(api\/v1\/health\/(live|ready)|metrics)(\?|$)/;
+
+const LEVEL: Record<AppConfig['logLevel'], Level> = {
+  fatal: 'fatal',
+  error: 'error',
+  warn: 'warn',
+  info: 'info',
+  debug: 'debug',
+  verbose: 'trace',
+};
+
+/** Signed media URLs are bearer tokens until they expire: keep the path, hide the signature. */
+export function redactUrl(url: string | undefined): string | undefined {
+  return url?.replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
+}
+
+/**
+ * nestjs-pino settings for `app` ('api' | 'worker'): JSON lines (or LOG_FORMAT=pretty), LOG_LEVEL,
+ * redaction, task_id/project_id as fields, and request lines with their duration (responseTime).
+ */
+export function loggerParams(
+  config: AppConfig,
+  app: string,
+  destination: DestinationStream = config.ops.logFormat === 'pretty'
+    ? new PrettyLogStream()
+    : pino.destination({ fd: 1, sync: true }),
+): Params {
+  return {
+    pinoHttp: [
+      {
+        level: LEVEL[config.logLevel],
+        base: { app, pid: process.pid },
+        timestamp: pino.stdTimeFunctions.isoTime,
+        redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+        hooks: { logMethod: liftTaskFields },
+        serializers: {
+          req: (req: { id: unknown; method: string; url: string; headers: object }) => ({
+            id: req.id,
+            method: req.method,
+            url: redactUrl(req.url),
+            headers: req.headers,
+          }),
+        },
+        // Nest mounts the middleware under a path, which strips req.url; originalUrl is whole.
+        autoLogging: {
+          ignore: (req: IncomingMessage & { originalUrl?: string }) =>
+            QUIET_ROUTES.test(req.originalUrl ?? req.url ?? ''),
+        },
+        // A 4xx is the client's mistake, not the service's: info. 5xx are errors.
+        customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      },
+      destination,
+    ],
+  };
+}
