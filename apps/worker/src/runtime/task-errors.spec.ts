@@ -1,3 +1,4 @@
+import { PayloadError } from '@app/payload';
 import { InputFetchError } from '@app/storage';
 import { TaskValidationError } from '@app/tasks';
 import { UnrecoverableError } from 'bullmq';
@@ -49,6 +50,12 @@ describe('classifyError', () => {
     expect(classifyError(retryable)).toBe('network');
     expect(classifyError(gone)).toBe('validation');
     expect(classifyError(limited)).toBe('rate_limit');
+  });
+
+  it('treats Payload errors like the fetcher: retryable ones as network (429: rate limit)', () => {
+    expect(classifyError(new PayloadError('payload: HTTP 503', true, 503))).toBe('network');
+    expect(classifyError(new PayloadError('payload: HTTP 429', true, 429))).toBe('rate_limit');
+    expect(classifyError(new PayloadError('payload: HTTP 401', false, 401))).toBe('validation');
   });
 
   it('retries only the seed classes; delays double per attempt', () => {
