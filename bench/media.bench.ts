@@ -1,0 +1,310 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import sharp, { type SharpOptions } from 'sharp';
+import { AppConfig, ConfigModule } from '@app/config';
+import { GpuService } from '@app/gpu';
+import { TestFileServer } from '@app/testing';
+import { ffmpegPath } from '../apps/worker/src/media/video/ffmpeg.encoder';
+import { GenerateImageModule } from '../apps/worker/src/processors/generate-image/generate-image.module';
+import { GenerateImageProcessor } from '../apps/worker/src/processors/generate-image/generate-image.processor';
+import { GenerateVideoModule } from '../apps/worker/src/processors/generate-video/generate-video.module';
+import { GenerateVideoProcessor } from '../apps/worker/src/processors/generate-video/generate-video.processor';
+import { ProcessAudioModule } from '../apps/worker/src/processors/process-audio/process-audio.module';
+import { ProcessAudioProcessor } from '../apps/worker/src/processors/process-audio/process-audio.processor';
+import { RenderAnimationModule } from '../apps/worker/src/processors/render-animation/render-animation.module';
+import { RenderAnimationProcessor } from '../apps/worker/src/processors/render-animation/render-animation.processor';
+import type { RunningTask, TaskOutput } from '../apps/worker/src/runtime/task-processor';
+import { type BenchPart, type BenchRow, fmt, withTimeout } from './common';
+
+/** Upper bound of one media task (a default video takes tens of seconds here). */
+const TASK_TIMEOUT_MS = 240_000;
+
+const DIALOGUE =
+  'The rain had not stopped for three days, and the city smelled of wet stone and old secrets. ' +
+  'Somewhere out there, a witness was lying, and I meant to find out why.';
+
+function task<T>(data: T): RunningTask<T> {
+  return {
+    taskId: `bench-${Date.now()}`,
+    projectId: 'bench',
+    taskType: 'bench',
+    attempt: 1,
+    data,
+    signal: new AbortController().signal,
+    progress: () => Promise.resolve(),
+  };
+}
+
+async function timed(
+  what: string,
+  fn: () => Promise<TaskOutput>,
+): Promise<{ s: number; out: TaskOutput }> {
+  const t0 = performance.now();
+  const out = await withTimeout(fn(), TASK_TIMEOUT_MS, what);
+  return { s: (performance.now() - t0) / 1000, out };
+}
+
+/**
+ * ffmpeg alone encoding the very frames our processor produced: the MP4 is decoded back to a raw
+ * rgb24 file first (not timed), then encoded with the encoder's own arguments (timed).
+ */
+function ffmpegFloor(
+  mp4: string,
+  dir: string,
+  size: string,
+  fps: number,
+): { s: number; frames: number } {
+  const ff = ffmpegPath();
+  const raw = path.join(dir, 'frames.rgb');
+  execFileSync(
+    ff,
+    ['-loglevel', 'error', '-i', mp4, '-map', '0:v', '-f', 'rawvideo'].concat([
+      '-pix_fmt',
+      'rgb24',
+      '-y',
+      raw,
+    ]),
+  );
+  const [w, h] = size.split('x').map(Number);
+  const frames = statSync(raw).size / (w * h * 3);
+  const t0 = performance.now();
+  execFileSync(ff, [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    'rgb24',
+    '-video_size',
+    size,
+    '-framerate',
+    String(fps),
+    '-i',
+    raw,
+    '-vf',
+    'scale=out_color_matrix=bt709:out_range=tv',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-crf',
+    '20',
+    '-pix_fmt',
+    'yuv420p',
+    '-movflags',
+    '+faststart',
+    '-f',
+    'mp4',
+    '-y',
+    path.join(dir, 'floor.mp4'),
+  ]);
+  const s = (performance.now() - t0) / 1000;
+  rmSync(raw, { force: true });
+  return { s, frames };
+}
+
+async function svgPng(w: number, h: number, body: string): Promise<Buffer> {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">${body}</svg>`;
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+async function storyboard(seed: number): Promise<Buffer> {
+  const noise = await sharp({
+    create: {
+      width: 1920,
+      height: 1080,
+      channels: 3,
+      noise: { type: 'gaussian', mean: 100 + seed * 20, sigma: 60 },
+    },
+    // sharp's types want a background even with noise, which fills the whole image.
+  } as SharpOptions)
+    .png()
+    .toBuffer();
+  return sharp(noise).blur(4).jpeg({ quality: 90 }).toBuffer();
+}
+
+/** Media: seconds per default image, video, animation and 10 s of dialogue, next to ffmpeg alone. */
+export async function mediaBench(): Promise<BenchPart> {
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-bench-media-'));
+  const files = new TestFileServer();
+  files.set('/f1.jpg', { body: await storyboard(0), contentType: 'image/jpeg' });
+  files.set('/f2.jpg', { body: await storyboard(1), contentType: 'image/jpeg' });
+  files.set('/char.png', {
+    body: await svgPng(
+      400,
+      600,
+      '<ellipse cx="200" cy="300" rx="180" ry="290" fill="#d08040"/><circle cx="200" cy="150" r="90" fill="#f0d0b0"/>',
+    ),
+    contentType: 'image/png',
+  });
+  files.set('/logo.png', {
+    body: await svgPng(
+      256,
+      256,
+      '<rect x="20" y="20" width="216" height="216" rx="40" fill="#2060c0"/>',
+    ),
+    contentType: 'image/png',
+  });
+  files.set('/prop.png', {
+    body: await svgPng(300, 200, '<polygon points="0,200 150,0 300,200" fill="#30a050"/>'),
+    contentType: 'image/png',
+  });
+  const base = await files.start();
+  Logger.overrideLogger(['fatal', 'error']);
+  const config = AppConfig.fromEnv({
+    API_KEYS: 'bench-key',
+    TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
+    STORAGE_LOCAL_DIR: dir,
+    LOG_LEVEL: 'error',
+  });
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      ConfigModule.forRoot(config),
+      GenerateImageModule,
+      GenerateVideoModule,
+      RenderAnimationModule,
+      ProcessAudioModule,
+    ],
+  }).compile();
+  moduleRef.useLogger(['fatal', 'error']);
+  await moduleRef.init();
+  try {
+    const gpu = moduleRef.get(GpuService);
+    const backend = gpu.backendName;
+    notes.push(
+      `media: tfjs backend \`${backend}\`; one timed run each after nothing but boot (cold caches count).`,
+    );
+
+    // Image: default 1024×1024 JPEG.
+    const image = moduleRef.get(GenerateImageProcessor);
+    const img = await timed('default image', () =>
+      image.process(
+        task({
+          character_description: 'Detective in 1920s noir style',
+          pose: 'standing_confident',
+          lighting: 'dramatic_shadow',
+        }),
+      ),
+    );
+    rows.push({
+      part: 'media',
+      metric: `default image 1024² (${backend})`,
+      value: `${fmt(img.s)} s`,
+    });
+
+    // Video: default 7 s, 1920×1080, 24 fps from two storyboard frames.
+    const video = moduleRef.get(GenerateVideoProcessor);
+    const vid = await timed('default video', () =>
+      video.process(
+        task({
+          storyboard_images: [`${base}/f1.jpg`, `${base}/f2.jpg`],
+          scene_description: 'Detective enters the dark alley',
+          camera_angle: 'wide_shot',
+          lighting: 'noir_dramatic',
+        }),
+      ),
+    );
+    const vidPath = vid.out.media.kind === 'file' ? vid.out.media.path : '';
+    const vidFloor = ffmpegFloor(vidPath, dir, '1920x1080', 24);
+    const vidRatio = vid.s / vidFloor.s;
+    rows.push({
+      part: 'media',
+      metric: `default video 7 s 1080p24 (${backend})`,
+      value: `${fmt(vid.s)} s`,
+    });
+    rows.push({
+      part: 'media',
+      metric: `ffmpeg-only encode of the same ${vidFloor.frames} frames`,
+      value: `${fmt(vidFloor.s)} s`,
+    });
+    rows.push({
+      part: 'media',
+      metric: 'video ÷ ffmpeg-only',
+      value: `${fmt(vidRatio)}×`,
+      target: '≤ 1.5×',
+      met: vidRatio <= 1.5,
+    });
+    const renderMs = Number(vid.out.metadata.render_ms);
+    if (Number.isFinite(renderMs)) {
+      notes.push(
+        `media: the video processor reports render_ms ${fmt(renderMs, 0)} (its frame loop: tfjs camera/crossfade/grade on ${backend} plus waiting on ffmpeg's pipe) of ${fmt(vid.s)} s in all; ffmpeg-only gets both cores to itself, while in the processor tfjs and libx264 share them.`,
+      );
+    }
+    rmSync(vidPath, { force: true });
+
+    // Animation: 3 image layers over an image background, default length and size.
+    const anim = moduleRef.get(RenderAnimationProcessor);
+    const ani = await timed('default animation', () =>
+      anim.process(
+        task({
+          background: `${base}/f1.jpg`,
+          layers: [
+            {
+              image_url: `${base}/prop.png`,
+              keyframes: [
+                { time: 0, x: 300, y: 900 },
+                { time: 7, x: 500, y: 880, scale: 1.2 },
+              ],
+            },
+            {
+              image_url: `${base}/char.png`,
+              easing: 'ease_in_out',
+              keyframes: [
+                { time: 0, x: -200, y: 600 },
+                { time: 3.5, x: 960, y: 560, rotation: 10 },
+                { time: 7, x: 1500, y: 600, rotation: 0 },
+              ],
+            },
+            {
+              image_url: `${base}/logo.png`,
+              easing: 'ease_out',
+              keyframes: [
+                { time: 0, x: 1700, y: 180, scale: 0.2, opacity: 0 },
+                { time: 2, scale: 1, opacity: 1, rotation: 360 },
+              ],
+            },
+          ],
+        } as never),
+      ),
+    );
+    const aniMeta = ani.out.metadata;
+    const aniSize = typeof aniMeta.resolution === 'string' ? aniMeta.resolution : '1920x1080';
+    const aniFps = typeof aniMeta.fps === 'number' ? aniMeta.fps : 24;
+    const aniPath = ani.out.media.kind === 'file' ? ani.out.media.path : '';
+    const aniFloor = ffmpegFloor(aniPath, dir, aniSize, aniFps);
+    rows.push({
+      part: 'media',
+      metric: `default animation, 3 layers, ${aniSize} ${aniFloor.frames} frames (${backend})`,
+      value: `${fmt(ani.s)} s`,
+    });
+    rows.push({
+      part: 'media',
+      metric: 'ffmpeg-only encode of the same animation frames',
+      value: `${fmt(aniFloor.s)} s (ratio ${fmt(ani.s / aniFloor.s)}×)`,
+    });
+    rmSync(aniPath, { force: true });
+
+    // Dialogue: a warm-up line (engine load), then the timed line, scaled to 10 s of audio.
+    const audio = moduleRef.get(ProcessAudioProcessor);
+    await timed('dialogue warm-up', () => audio.process(task({ text: 'Warm up.' } as never)));
+    const dlg = await timed('dialogue', () => audio.process(task({ text: DIALOGUE } as never)));
+    const dur = Number(dlg.out.metadata.duration);
+    rows.push({
+      part: 'media',
+      metric: `dialogue, default MP3 (${fmt(dur, 1)} s of audio, ${backend})`,
+      value: `${fmt((dlg.s * 10) / dur)} s per 10 s of audio`,
+    });
+  } finally {
+    await moduleRef.close();
+    await files.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { rows, notes };
+}
