@@ -8,6 +8,7 @@ import {
   TaskDefinitions,
   TaskRepository,
   TransitionError,
+  untilAborted,
   validateTaskData,
   type TaskDefinition,
   type TaskJobData,
@@ -434,25 +435,6 @@ export class TaskRunner implements OnModuleDestroy {
       }
     };
   }
-}
-
-/** Settles with the work, or rejects with the abort reason as soon as the signal fires. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e as Error);
-      },
-    );
-  });
 }
 
 function errorMessage(err: unknown): string {

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { untilAborted } from '@app/tasks';
 import { isKeyInProject } from '@app/projects';
 import { StorageDriver } from '../storage.driver';
 
@@ -165,7 +166,7 @@ export class InputFetcher {
     const onAbort = () => stream?.destroy(signal.reason as Error);
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const object = await raceAbort(this.storage.get(key), signal);
+      const object = await untilAborted(this.storage.get(key), signal);
       if (!object) throw fail(false, 'no such object', 404);
       stream = object.stream;
       if (object.size > maxBytes) {
@@ -213,25 +214,6 @@ export class InputFetcher {
     );
     return { data, contentType: finalType || 'application/octet-stream' };
   }
-}
-
-/** Settles with `work`, or rejects with the signal's reason as soon as it aborts. */
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: Error) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 async function readBounded(
