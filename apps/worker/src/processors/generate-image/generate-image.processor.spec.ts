@@ -1,8 +1,7 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import sharp from 'sharp';
+import { TestFileServer } from '@app/testing';
 import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
 import { InputFetchError } from '@app/storage';
@@ -70,7 +69,7 @@ function solid(r: number, g: number, b: number): Promise<Buffer> {
 describe('GenerateImageProcessor', () => {
   let processor: GenerateImageProcessor;
   let gpu: GpuService;
-  let server: Server;
+  const files = new TestFileServer();
   let base: string;
   let close: () => Promise<void>;
 
@@ -86,13 +85,9 @@ describe('GenerateImageProcessor', () => {
         .toBuffer(),
       '/broken.png': Buffer.from('not an image at all'),
     };
-    server = createServer((req, res) => {
-      const body = images[req.url ?? ''];
-      if (body) res.writeHead(200, { 'content-type': 'image/png' }).end(body);
-      else res.writeHead(404).end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const [path, body] of Object.entries(images))
+      files.set(path, { body, contentType: 'image/png' });
+    base = await files.start();
 
     const moduleRef = await Test.createTestingModule({
       imports: [
@@ -108,8 +103,7 @@ describe('GenerateImageProcessor', () => {
 
   afterAll(async () => {
     await close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await files.stop();
     Logger.overrideLogger(new Logger());
   });
 

@@ -1,7 +1,6 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { TestFileServer } from '@app/testing';
 import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
 import { InputFetchError } from '@app/storage';
@@ -60,10 +59,9 @@ async function referenceWav(variant: string, pitch: number): Promise<Buffer> {
 describe('ProcessAudioProcessor', () => {
   let processor: ProcessAudioProcessor;
   let gpu: GpuService;
-  let server: Server;
+  const server = new TestFileServer();
   let base: string;
   let close: () => Promise<void>;
-  const requests: string[] = [];
 
   beforeAll(async () => {
     Logger.overrideLogger(false);
@@ -72,14 +70,9 @@ describe('ProcessAudioProcessor', () => {
       '/low.wav': ['audio/wav', await referenceWav('m3', 10)],
       '/noise.txt': ['audio/wav', Buffer.from('definitely not audio')],
     };
-    server = createServer((req, res) => {
-      requests.push(req.url ?? '');
-      const file = files[req.url ?? ''];
-      if (file) res.writeHead(200, { 'content-type': file[0] }).end(file[1]);
-      else res.writeHead(404).end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const [path, [contentType, body]] of Object.entries(files))
+      server.set(path, { body, contentType });
+    base = await server.start();
     const moduleRef = await Test.createTestingModule({
       imports: [
         ConfigModule.forRoot(AppConfig.fromEnv({ API_KEYS: 'test-key', TFJS_BACKEND: 'auto' })),
@@ -94,8 +87,7 @@ describe('ProcessAudioProcessor', () => {
 
   afterAll(async () => {
     await close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await server.stop();
     Logger.overrideLogger(new Logger());
   });
 
@@ -200,7 +192,7 @@ describe('ProcessAudioProcessor', () => {
     const low = await processor.process(
       runningTask({ character_voice_profile: `${base}/low.wav`, format: 'wav' }).task,
     );
-    expect(requests).toEqual(expect.arrayContaining(['/high.wav', '/low.wav']));
+    expect([...server.hits.keys()]).toEqual(expect.arrayContaining(['/high.wav', '/low.wav']));
     const highRef = high.metadata.reference_pitch_hz as number;
     const lowRef = low.metadata.reference_pitch_hz as number;
     expect(high.metadata.voice).toBe('reference');
