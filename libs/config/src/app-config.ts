@@ -30,9 +30,15 @@ export class AppConfig {
   readonly api!: {
     host: string;
     port: number;
+    /** Every accepted key. */
     keys: readonly string[];
+    /** Each key with the projects it may reach (null: every project). */
+    keyScopes: readonly ApiKeyScope[];
     publicBaseUrl: string;
     swagger: boolean;
+    bodyLimitBytes: number;
+    rateLimit: { submit: number; windowSeconds: number };
+    idempotencyTtlSeconds: number;
   };
   readonly tasks!: {
     maxRetryAttempts: number;
@@ -46,6 +52,8 @@ export class AppConfig {
     concurrency: Readonly<Record<QueueId, number>>;
     heartbeatIntervalSeconds: number;
     shutdownGraceSeconds: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
   };
   readonly gpu!: { backend: TfjsBackendChoice; modelsDir: string; modelCacheBytes: number };
   readonly storage!: {
@@ -84,7 +92,23 @@ export class AppConfig {
     };
     logFormat: LogFormat;
   };
-  readonly fetch!: { timeoutMs: number; maxBytes: number };
+  /** Every outbound request: task inputs and webhooks. */
+  readonly fetch!: {
+    timeoutMs: number;
+    maxBytes: number;
+    allowPrivateUrls: boolean;
+    imageMaxPixels: number;
+  };
+  readonly webhooks!: {
+    /** Standard Webhooks secret, `whsec_<base64>`. */
+    secret: string;
+    /** True when WEBHOOK_SECRET was unset and the secret was derived from API_KEYS. */
+    derivedSecret: boolean;
+    maxAttempts: number;
+    timeoutMs: number;
+    retryScale: number;
+    concurrency: number;
+  };
   readonly logLevel!: LogLevel;
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -104,11 +128,8 @@ export class AppConfig {
   }
 
   static fromSchema(e: EnvSchema): AppConfig {
-    const keys = [...e.API_KEYS.split(','), ...(e.API_KEY ? [e.API_KEY] : [])]
-      .map((k) => k.trim())
-      .filter((k) => k.length > 0);
-    if (keys.length === 0)
-      throw new ConfigError('Invalid configuration:\n- API_KEYS must list at least one key');
+    const keyScopes = parseApiKeys([...e.API_KEYS.split(','), ...(e.API_KEY ? [e.API_KEY] : [])]);
+    const keys = keyScopes.map((k) => k.key);
     const queues = [...new Set(e.WORKER_QUEUES.split(',').map((q) => q.trim()))] as QueueId[];
     const config = new AppConfig();
     Object.assign(config, {
@@ -118,8 +139,12 @@ export class AppConfig {
         host: e.API_HOST,
         port: e.API_PORT,
         keys,
+        keyScopes,
         publicBaseUrl: e.PUBLIC_BASE_URL.replace(/\/+$/, ''),
         swagger: e.ENABLE_SWAGGER,
+        bodyLimitBytes: e.API_BODY_LIMIT,
+        rateLimit: { submit: e.RATE_LIMIT_SUBMIT, windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS },
+        idempotencyTtlSeconds: e.IDEMPOTENCY_TTL,
       },
       tasks: {
         maxRetryAttempts: e.MAX_RETRY_ATTEMPTS,
@@ -137,6 +162,8 @@ export class AppConfig {
         },
         heartbeatIntervalSeconds: e.WORKER_HEARTBEAT_INTERVAL,
         shutdownGraceSeconds: e.SHUTDOWN_GRACE,
+        lockDurationMs: e.WORKER_LOCK_DURATION_MS,
+        stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
       },
       gpu: {
         backend: e.TFJS_BACKEND,
@@ -176,11 +203,69 @@ export class AppConfig {
         },
         logFormat: e.LOG_FORMAT,
       },
-      fetch: { timeoutMs: e.FETCH_TIMEOUT_MS, maxBytes: e.FETCH_MAX_BYTES },
+      fetch: {
+        timeoutMs: e.FETCH_TIMEOUT_MS,
+        maxBytes: e.FETCH_MAX_BYTES,
+        allowPrivateUrls: e.ALLOW_PRIVATE_URLS,
+        imageMaxPixels: e.IMAGE_MAX_PIXELS,
+      },
+      webhooks: {
+        secret: webhookSecret(e.WEBHOOK_SECRET, keys),
+        derivedSecret: !e.WEBHOOK_SECRET,
+        maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+        timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+        retryScale: e.WEBHOOK_RETRY_SCALE,
+        concurrency: e.WEBHOOK_CONCURRENCY,
+      },
       logLevel: e.LOG_LEVEL,
     });
     return config;
   }
+}
+
+/** One accepted API key and the projects it may reach (null: all). */
+export interface ApiKeyScope {
+  key: string;
+  projects: readonly string[] | null;
+}
+
+const PROJECT_LIST = /^[a-zA-Z0-9_-]{1,64}(\|[a-zA-Z0-9_-]{1,64})*$/;
+
+/** `key` or `key:project-a|project-b`, per comma-separated entry. */
+function parseApiKeys(entries: string[]): ApiKeyScope[] {
+  const scopes: ApiKeyScope[] = [];
+  const problems: string[] = [];
+  for (const raw of entries) {
+    const entry = raw.trim();
+    if (entry.length === 0) continue;
+    const colon = entry.lastIndexOf(':');
+    if (colon < 0) {
+      scopes.push({ key: entry, projects: null });
+      continue;
+    }
+    const key = entry.slice(0, colon).trim();
+    const projects = entry.slice(colon + 1).trim();
+    if (key.length === 0 || !PROJECT_LIST.test(projects)) {
+      problems.push(
+        `- API_KEYS entry #${scopes.length + problems.length + 1} must be key or key:project|project (project ids of letters, digits, _ and -)`,
+      );
+      continue;
+    }
+    scopes.push({ key, projects: [...new Set(projects.split('|'))] });
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  if (scopes.length === 0)
+    throw new ConfigError('Invalid configuration:\n- API_KEYS must list at least one key');
+  return scopes;
+}
+
+/** The configured secret with its whsec_ prefix, or one derived from the API keys. */
+function webhookSecret(configured: string | undefined, keys: readonly string[]): string {
+  if (configured) return configured.startsWith('whsec_') ? configured : `whsec_${configured}`;
+  const derived = createHash('sha256')
+    .update(`webhook:${[...keys].sort().join(',')}`)
+    .digest('base64');
+  return `whsec_${derived}`;
 }
 
 function s3Settings(e: EnvSchema): NonNullable<AppConfig['storage']['s3']> {

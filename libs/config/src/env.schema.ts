@@ -64,7 +64,10 @@ export class EnvSchema {
   @Max(65535)
   API_PORT: number = 8001;
 
-  /** Comma-separated API keys accepted in X-API-Key. */
+  /**
+   * Comma-separated API keys accepted in X-API-Key. A key may be limited to some projects:
+   * `key:project-a|project-b` (other projects answer it 404).
+   */
   @IsString()
   @IsNotEmpty({ message: 'API_KEYS must list at least one key (comma-separated)' })
   API_KEYS: string = '';
@@ -181,6 +184,88 @@ export class EnvSchema {
   @Min(0)
   @Max(3600)
   SHUTDOWN_GRACE: number = 30;
+
+  /** BullMQ job lock of a running task, ms; renewed at half of it while the task runs. */
+  @IsInt()
+  @Min(1000)
+  @Max(600_000)
+  WORKER_LOCK_DURATION_MS: number = 30_000;
+
+  /** How often workers look for jobs whose worker died (lock expired), ms. */
+  @IsInt()
+  @Min(500)
+  @Max(600_000)
+  WORKER_STALLED_INTERVAL_MS: number = 30_000;
+
+  // --- Outbound HTTP safety, limits and webhooks --------------------------------------------
+
+  /**
+   * Let inputs and callbacks reach private, loopback, link-local and metadata addresses. Off in
+   * production; tests and local runs against services on this machine turn it on.
+   */
+  @Transform(toBool)
+  @IsBoolean()
+  ALLOW_PRIVATE_URLS: boolean = false;
+
+  /** Decoded size limit of input images (width x height); larger ones fail cleanly. */
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000_000)
+  IMAGE_MAX_PIXELS: number = 50_000_000;
+
+  /** Standard Webhooks signing secret (whsec_<base64>); derived from API_KEYS when unset. */
+  @IsOptional()
+  @Matches(/^(whsec_)?[A-Za-z0-9+/=]{16,}$/, {
+    message: 'WEBHOOK_SECRET must be whsec_ followed by base64 (at least 16 characters)',
+  })
+  WEBHOOK_SECRET?: string;
+
+  /** Delivery attempts of one webhook event before it is given up (spread over ~a day). */
+  @IsInt()
+  @Min(1)
+  @Max(30)
+  WEBHOOK_MAX_ATTEMPTS: number = 10;
+
+  /** Time a receiver has to answer one delivery, ms. */
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
+  WEBHOOK_TIMEOUT_MS: number = 10_000;
+
+  /** Multiplies the webhook retry delays (5 s, 5 min, 30 min, 2 h, 5 h, 10 h ...); tests shorten. */
+  @IsNumber()
+  @Min(0)
+  @Max(100)
+  WEBHOOK_RETRY_SCALE: number = 1;
+
+  /** Concurrent webhook deliveries per worker. */
+  @IsInt()
+  @Min(1)
+  @Max(256)
+  WEBHOOK_CONCURRENCY: number = 16;
+
+  /** Submits one API key may make per RATE_LIMIT_WINDOW_SECONDS (0: no limit). */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  RATE_LIMIT_SUBMIT: number = 600;
+
+  @IsInt()
+  @Min(1)
+  @Max(86_400)
+  RATE_LIMIT_WINDOW_SECONDS: number = 60;
+
+  /** How long an Idempotency-Key of a submit is remembered, seconds. */
+  @IsInt()
+  @Min(60)
+  @Max(30 * 86_400)
+  IDEMPOTENCY_TTL: number = 86_400;
+
+  /** Largest request body the API reads, bytes (larger: 413). */
+  @IsInt()
+  @Min(1024)
+  @Max(100 * 1024 * 1024)
+  API_BODY_LIMIT: number = 1024 * 1024;
 
   // --- Models (libs/gpu model registry) ---------------------------------------------------
 

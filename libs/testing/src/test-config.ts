@@ -37,6 +37,9 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     WORKER_HEARTBEAT_INTERVAL: '1',
     WORKER_HEALTH_PORT: '0',
+    // Every peer of a test (file servers, Payload, S3, webhook receivers) is on loopback.
+    ALLOW_PRIVATE_URLS: 'true',
+    WEBHOOK_RETRY_SCALE: '0.001',
     ...env,
   });
 }
