@@ -1,0 +1,3 @@
+export * from './address-policy';
+export * from './net.module';
+export * from './url-policy';
