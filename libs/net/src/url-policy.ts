@@ -201,7 +201,7 @@ export function guardedLookup(problemOf: (address: string) => string | undefined
           return callback(refused, '', 0);
         }
       }
-      if ((options as dns.LookupOptions).all) {
+      if (options.all) {
         const all = callback as unknown as (e: null, a: dns.LookupAddress[]) => void;
         return all(null, addresses);
       }

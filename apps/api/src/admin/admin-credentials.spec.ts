@@ -14,6 +14,13 @@ describe('AdminCredentials', () => {
     expect(creds.basicAuthEnabled).toBe(false);
   });
 
+  it('refuses keys limited to projects with forbidden (the board shows every project)', () => {
+    const creds = new AdminCredentials(AppConfig.fromEnv({ API_KEYS: 'all,mine:p1|p2' }));
+    expect(creds.check({ 'x-api-key': 'all' })).toBe('ok');
+    expect(creds.check({ 'x-api-key': 'mine' })).toBe('forbidden');
+    expect(creds.check({ 'x-api-key': 'mine:p1|p2' })).toBe('invalid');
+  });
+
   it('accepts BULL_BOARD_BASIC_AUTH (password may hold colons) besides the API key', () => {
     const creds = new AdminCredentials(
       AppConfig.fromEnv({ API_KEYS: 'one', BULL_BOARD_BASIC_AUTH: 'ops:pa:ss' }),

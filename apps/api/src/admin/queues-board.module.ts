@@ -23,6 +23,14 @@ function guardedAdapter(credentials: AdminCredentials): new () => BullBoardServe
         fastify.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, next) => {
           const verdict = credentials.check(req.headers);
           if (verdict === 'ok') return next();
+          if (verdict === 'forbidden') {
+            void reply.code(403).send({
+              statusCode: 403,
+              error: 'Forbidden',
+              message: 'The queue board needs an API key that is not limited to projects',
+            });
+            return;
+          }
           if (credentials.basicAuthEnabled) {
             void reply.header('www-authenticate', 'Basic realm="queues", charset="UTF-8"');
           }

@@ -1,6 +1,7 @@
-import { Controller, Get, NotFoundException, Param, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiSecurity,
@@ -9,6 +10,7 @@ import {
 } from '@nestjs/swagger';
 import { TaskRepository, type ProjectScope } from '@app/tasks';
 import { Scope } from '../auth/principal.decorator';
+import { assertProjectInScope } from '../auth/project-scope';
 import { ListTasksQuery } from '../tasks/dto/list-tasks.query';
 import { ErrorResponseDto, TaskListResponseDto } from '../tasks/dto/task-responses.dto';
 import { TaskViews } from '../tasks/task-views';
@@ -28,13 +30,16 @@ export class ProjectsController {
   @ApiOperation({ summary: "A project's tasks, newest first, filtered and paginated" })
   @ApiOkResponse({ type: TaskListResponseDto })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'A query parameter is invalid' })
+  @ApiNotFoundResponse({
+    type: ErrorResponseDto,
+    description: 'The API key is limited to other projects (existence is not revealed)',
+  })
   async list(
     @Scope() scope: ProjectScope,
     @Param('project_id', ProjectIdPipe) projectId: string,
     @Query() query: ListTasksQuery,
   ): Promise<TaskListResponseDto> {
-    if (scope && !scope.includes(projectId))
-      throw new NotFoundException(`Project ${projectId} not found`);
+    assertProjectInScope(scope, projectId);
     const { tasks, total } = await this.tasks.list(projectId, query);
     return {
       tasks: await Promise.all(tasks.map((t) => this.views.listItem(t))),

@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import {
+  ApiForbiddenResponse,
   ApiOkResponse,
   ApiOperation,
   ApiSecurity,
@@ -7,11 +8,17 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { WorkerStatusRepository } from '@app/tasks';
+import { UnscopedKeyOnly } from '../auth/public.decorator';
 import { ErrorResponseDto, WorkersStatusResponseDto } from '../tasks/dto/task-responses.dto';
 
 @ApiTags('workers')
 @ApiSecurity('api-key')
 @ApiUnauthorizedResponse({ type: ErrorResponseDto })
+@ApiForbiddenResponse({
+  type: ErrorResponseDto,
+  description: 'The API key is limited to projects; workers show tasks of every project',
+})
+@UnscopedKeyOnly()
 @Controller('workers')
 export class WorkersController {
   constructor(private readonly workers: WorkerStatusRepository) {}
@@ -19,6 +26,7 @@ export class WorkersController {
   @Get('status')
   @ApiOperation({
     summary: 'Workers that sent a heartbeat within the last 5 minutes (seed 004 scenario 5)',
+    description: 'Needs an API key that is not limited to projects (403 otherwise).',
   })
   @ApiOkResponse({ type: WorkersStatusResponseDto })
   async status(): Promise<WorkersStatusResponseDto> {
