@@ -65,8 +65,9 @@ export class UrlPolicy implements OnModuleDestroy {
           ? {}
           : { lookup: guardedLookup((address) => this.addressProblem(address)) }),
       },
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
+      // Backstops: callers bound the whole exchange with their own signal (FETCH_TIMEOUT_MS, ...).
+      headersTimeout: timeout * 2,
+      bodyTimeout: timeout * 2,
     });
   }
 

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { NetModule } from '@app/net';
 import { LocalStorageDriver } from './drivers/local.driver';
 import { S3StorageDriver } from './drivers/s3.driver';
 import { InputFetcher } from './input/input-fetcher';
@@ -7,6 +8,7 @@ import { StorageDriver } from './storage.driver';
 
 /** The configured StorageDriver (STORAGE_DRIVER) and the fetcher of task inputs. */
 @Module({
+  imports: [NetModule],
   providers: [
     LocalStorageDriver,
     {

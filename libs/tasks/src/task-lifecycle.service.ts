@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { UnsafeUrlError, UrlPolicy } from '@app/net';
 import { TaskQueueService } from './queue/task-queue.service';
 import { CancelBus } from './queue/cancel-bus';
 import type { TaskPriority } from './queues';
@@ -12,7 +13,7 @@ import {
   TaskNotFoundError,
   TaskValidationError,
 } from './task-errors';
-import { s3ReferenceProblems } from './task-types/input-url.validator';
+import { httpUrlsIn, s3ReferenceProblems } from './task-types/input-url.validator';
 import { validateTaskData } from './task-types/task-data.validator';
 import { TaskDefinitions } from './task-types/task-definitions';
 
@@ -42,6 +43,7 @@ export class TaskLifecycleService {
     private readonly definitions: TaskDefinitions,
     private readonly cancels: CancelBus,
     private readonly config: AppConfig,
+    private readonly urls: UrlPolicy,
   ) {}
 
   async submit(input: SubmitTaskInput): Promise<TaskRecord> {
@@ -59,6 +61,8 @@ export class TaskLifecycleService {
       this.config.storage.s3?.bucket ?? null,
     );
     if (refProblems.length > 0) throw new TaskValidationError(refProblems);
+    const urlProblems = await this.unsafeUrls(data, input.callback_url ?? null);
+    if (urlProblems.length > 0) throw new TaskValidationError(urlProblems);
     if ((await this.queues.backlog(def.queue)) >= this.config.tasks.queueMaxSize) {
       throw new QueueFullError(def.queue, 30);
     }
@@ -84,6 +88,27 @@ export class TaskLifecycleService {
       `task_id=${taskId} project_id=${record.project_id} submitted ${def.type} to ${def.queue} priority=${record.priority}`,
     );
     return record;
+  }
+
+  /**
+   * Every http(s) URL the task will fetch or call, checked by the UrlPolicy now (private,
+   * loopback, link-local and metadata addresses refused unless allowed); the fetch checks again.
+   */
+  private async unsafeUrls(data: object, callbackUrl: string | null): Promise<string[]> {
+    const urls = httpUrlsIn(data);
+    if (callbackUrl) urls.push({ field: 'callback_url', url: callbackUrl });
+    const problems = await Promise.all(
+      urls.map(({ field, url }) =>
+        this.urls.check(url, field).then(
+          () => undefined,
+          (err: unknown) => {
+            if (err instanceof UnsafeUrlError) return `${field} is not allowed: ${err.reason}`;
+            throw err;
+          },
+        ),
+      ),
+    );
+    return problems.filter((p): p is string => p !== undefined);
   }
 
   async get(scope: ProjectScope, taskId: string): Promise<TaskRecord> {

@@ -1,6 +1,7 @@
 import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { NetModule } from '@app/net';
 import { bullConnection } from '@app/redis';
 import { CancelBus } from './queue/cancel-bus';
 import { BULL_PREFIX_PART, TaskQueueService } from './queue/task-queue.service';
@@ -13,6 +14,7 @@ import { WorkerStatusRepository } from './workers/worker-status.repository';
 /** Task records, contracts, the queue producer and the lifecycle; shared by api and worker. */
 @Module({
   imports: [
+    NetModule,
     BullModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({

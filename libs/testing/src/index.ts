@@ -3,3 +3,4 @@ export * from './http-client';
 export * from './payload-server';
 export * from './s3-server';
 export * from './test-config';
+export * from './url-policies';

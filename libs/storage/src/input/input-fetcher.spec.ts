@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { TestS3Server } from '@app/testing';
+import { UrlPolicy } from '@app/net';
+import { LoopbackAsPublicPolicy, TestS3Server } from '@app/testing';
 import { LocalStorageDriver } from '../drivers/local.driver';
 import { S3StorageDriver } from '../drivers/s3.driver';
 import { InputFetchError, InputFetcher } from './input-fetcher';
@@ -66,8 +67,10 @@ describe('InputFetcher', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const config = AppConfig.fromEnv({ API_KEYS: 'test-key' });
-    Object.assign(config, { fetch: { timeoutMs: 300, maxBytes: 4096 } });
-    fetcher = new InputFetcher(config, new LocalStorageDriver(config));
+    Object.assign(config, {
+      fetch: { timeoutMs: 300, maxBytes: 4096, allowPrivateUrls: true, imageMaxPixels: 1e6 },
+    });
+    fetcher = new InputFetcher(config, new LocalStorageDriver(config), new UrlPolicy(config));
   });
 
   afterAll(async () => {
@@ -193,6 +196,73 @@ describe('InputFetcher', () => {
   });
 });
 
+describe('InputFetcher with private addresses refused', () => {
+  let server: Server;
+  let port: number;
+  const hits: string[] = [];
+  const config = AppConfig.fromEnv({ API_KEYS: 'test-key', FETCH_TIMEOUT_MS: '2000' });
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      hits.push(`${req.headers.host ?? ''}${req.url ?? ''}`);
+      const url = new URL(req.url ?? '/', 'http://x');
+      const to = url.searchParams.get('to');
+      if (to) res.writeHead(302, { location: to }).end();
+      else res.writeHead(200, { 'content-type': 'image/png' }).end(PNG_MAGIC);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('fails a loopback input as not retryable, naming the field, without a request', async () => {
+    const policy = new UrlPolicy(config);
+    const fetcher = new InputFetcher(config, new LocalStorageDriver(config), policy);
+    const err = await fetcher
+      .fetch(`http://127.0.0.1:${port}/frame.png?sig=secret`, {
+        field: 'task_data.storyboard_frames[0]',
+        accept: 'image',
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputFetchError);
+    const failure = err as InputFetchError;
+    expect(failure.retryable).toBe(false);
+    expect(failure.message).toContain('task_data.storyboard_frames[0]');
+    expect(failure.message).toMatch(/refused: .*loopback/);
+    expect(failure.message).not.toContain('secret');
+    expect(hits).toHaveLength(0);
+    await policy.onModuleDestroy();
+  });
+
+  it('fails an input that redirects to a private address, without following it', async () => {
+    const policy = new LoopbackAsPublicPolicy(config);
+    const fetcher = new InputFetcher(config, new LocalStorageDriver(config), policy);
+    const ok = await fetcher.fetch(`http://127.0.0.1:${port}/a.png`, {
+      field: 'f',
+      accept: 'image',
+    });
+    expect(ok.contentType).toBe('image/png');
+    const target = encodeURIComponent(`http://127.0.0.2:${port}/internal.png`);
+    const err = await fetcher
+      .fetch(`http://127.0.0.1:${port}/r?to=${target}`, {
+        field: 'task_data.style_guide',
+        accept: 'image',
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputFetchError);
+    expect((err as InputFetchError).retryable).toBe(false);
+    expect((err as InputFetchError).message).toMatch(
+      /task_data\.style_guide.*127\.0\.0\.2.*loopback/,
+    );
+    expect(hits.some((h) => h.startsWith('127.0.0.2'))).toBe(false);
+    await policy.onModuleDestroy();
+  });
+});
+
 describe('InputFetcher with s3:// references', () => {
   const s3 = new TestS3Server('ams-inputs');
   let fetcher: InputFetcher;
@@ -204,7 +274,7 @@ describe('InputFetcher with s3:// references', () => {
     const config = AppConfig.fromEnv({ API_KEYS: 'test-key', ...s3.env() });
     Object.assign(config, { fetch: { timeoutMs: 2000, maxBytes: 4096 } });
     driver = new S3StorageDriver(config);
-    fetcher = new InputFetcher(config, driver);
+    fetcher = new InputFetcher(config, driver, new UrlPolicy(config));
     await driver.put(
       'projects/p1/image/t1/ref.png',
       { kind: 'buffer', data: PNG_MAGIC },
@@ -270,7 +340,7 @@ describe('InputFetcher with s3:// references', () => {
 
   it('needs object storage for s3:// references', async () => {
     const config = AppConfig.fromEnv({ API_KEYS: 'test-key' });
-    const local = new InputFetcher(config, new LocalStorageDriver(config));
+    const local = new InputFetcher(config, new LocalStorageDriver(config), new UrlPolicy(config));
     await expect(
       local.fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' }),
     ).rejects.toThrow(/need object storage/);
@@ -284,7 +354,7 @@ describe('InputFetcher with s3:// references', () => {
     });
     Object.assign(config, { fetch: { timeoutMs: 5000, maxBytes: 4096 } });
     const down = new S3StorageDriver(config);
-    const err = await new InputFetcher(config, down)
+    const err = await new InputFetcher(config, down, new UrlPolicy(config))
       .fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' })
       .then(
         () => undefined,

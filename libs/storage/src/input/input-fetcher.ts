@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { UnsafeUrlError, UrlPolicy } from '@app/net';
 import { untilAborted } from '@app/tasks';
 import { isKeyInProject } from '@app/projects';
 import { StorageDriver } from '../storage.driver';
@@ -60,8 +61,9 @@ const ACCEPT_HEADER: Record<InputAccept, string> = {
 };
 
 /**
- * Fetches task inputs (style guides, reference images, audio) over http(s), or from the service's
- * own bucket for `s3://` references inside the task's project, bounded in time and size.
+ * Fetches task inputs (style guides, reference images, audio) over http(s) through the UrlPolicy
+ * (no private addresses unless allowed, every redirect checked), or from the service's own bucket
+ * for `s3://` references inside the task's project, bounded in time and size, type checked.
  */
 @Injectable()
 export class InputFetcher {
@@ -70,6 +72,7 @@ export class InputFetcher {
   constructor(
     private readonly config: AppConfig,
     private readonly storage: StorageDriver,
+    private readonly urls: UrlPolicy,
   ) {}
 
   async fetch(url: string, opts: InputFetchOptions): Promise<FetchedInput> {
@@ -99,10 +102,17 @@ export class InputFetcher {
     };
 
     const started = Date.now();
-    let response: Response;
+    let response: Awaited<ReturnType<UrlPolicy['fetch']>>;
     try {
-      response = await fetch(parsed, { signal, headers: { accept: ACCEPT_HEADER[accept] } });
+      response = await this.urls.fetch(parsed, {
+        field,
+        signal,
+        headers: { accept: ACCEPT_HEADER[accept] },
+      });
     } catch (err) {
+      // A refused address (at submit it passed: DNS changed, or a redirect led there) is final.
+      if (err instanceof UnsafeUrlError)
+        throw fail(false, `refused: ${err.reason}`, undefined, err);
       throw failFromAbortOr(err);
     }
 
@@ -217,7 +227,7 @@ export class InputFetcher {
 }
 
 async function readBounded(
-  response: Response,
+  response: { body: ReadableStream<Uint8Array> | null },
   maxBytes: number,
   tooBig: () => InputFetchError,
 ): Promise<Buffer> {

@@ -123,3 +123,19 @@ export function s3ReferenceProblems(
   }
   return [];
 }
+
+/** Every http(s) URL among the string values of already validated `task_data`, with its field. */
+export function httpUrlsIn(
+  data: unknown,
+  path = 'task_data',
+  found: Array<{ field: string; url: string }> = [],
+): Array<{ field: string; url: string }> {
+  if (typeof data === 'string') {
+    if (/^https?:\/\//i.test(data)) found.push({ field: path, url: data });
+  } else if (Array.isArray(data)) {
+    data.forEach((v, i) => httpUrlsIn(v, `${path}[${i}]`, found));
+  } else if (data !== null && typeof data === 'object') {
+    for (const [k, v] of Object.entries(data)) httpUrlsIn(v, `${path}.${k}`, found);
+  }
+  return found;
+}
