@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { deflateSync } from 'node:zlib';
 import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { UrlPolicy } from '@app/net';
@@ -8,7 +9,43 @@ import { LocalStorageDriver } from '../drivers/local.driver';
 import { S3StorageDriver } from '../drivers/s3.driver';
 import { InputFetchError, InputFetcher } from './input-fetcher';
 
-const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]);
+/** A real 1x1 PNG. */
+const PNG_MAGIC = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+function crc32(buf: Buffer): number {
+  let c = ~0;
+  for (const byte of buf) {
+    c ^= byte;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return ~c >>> 0;
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/** A decompression bomb: a few dozen bytes whose header claims 100,000 x 100,000 pixels. */
+function bombPng(): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(100_000, 0);
+  ihdr.writeUInt32BE(100_000, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(Buffer.alloc(1024))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
 
 describe('InputFetcher', () => {
   let server: Server;
@@ -22,6 +59,12 @@ describe('InputFetcher', () => {
     },
     '/octet': (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(PNG_MAGIC);
+    },
+    '/bomb.png': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'image/png' }).end(bombPng());
+    },
+    '/garbage.png': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'image/png' }).end('not really a png');
     },
     '/octet-text': (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('hello');
@@ -102,6 +145,25 @@ describe('InputFetcher', () => {
     expect(result.contentType).toBe('image/png');
     const err = await failure(fetcher.fetch(`${base}/octet-text`, { field: 'f', accept: 'image' }));
     expect(err.retryable).toBe(false);
+  });
+
+  it('refuses a decompression bomb from its header, and an undecodable image', async () => {
+    const bomb = await failure(
+      fetcher.fetch(`${base}/bomb.png`, {
+        field: 'task_data.reference_images[0]',
+        accept: 'image',
+      }),
+    );
+    expect(bomb.retryable).toBe(false);
+    expect(bomb.message).toContain('task_data.reference_images[0]');
+    expect(bomb.message).toMatch(/100000x100000 .* above the limit of 1,000,000 pixels/);
+    const garbage = await failure(
+      fetcher.fetch(`${base}/garbage.png`, { field: 'f', accept: 'image' }),
+    );
+    expect(garbage.retryable).toBe(false);
+    expect(garbage.message).toContain('not a decodable image');
+    // Bytes fetched for no particular type are not decoded.
+    await expect(fetcher.fetch(`${base}/bomb.png`, { field: 'f' })).resolves.toBeDefined();
   });
 
   it('fails a 404 as not retryable, naming the field and the URL without its query', async () => {

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Injectable, Logger } from '@nestjs/common';
+import sharp from 'sharp';
 import { AppConfig } from '@app/config';
 import { UnsafeUrlError, UrlPolicy } from '@app/net';
 import { untilAborted } from '@app/tasks';
@@ -137,7 +138,14 @@ export class InputFetcher {
       ).catch((err: unknown) => {
         throw err instanceof InputFetchError ? err : failFromAbortOr(err);
       });
-      return this.typed(data, contentType, accept, fail, `${field}: fetched ${shown}`, started);
+      return await this.typed(
+        data,
+        contentType,
+        accept,
+        fail,
+        `${field}: fetched ${shown}`,
+        started,
+      );
     } finally {
       // Releases the connection when we stopped before the end of the body (no-op otherwise).
       if (response.body && !response.bodyUsed) await response.body.cancel().catch(() => undefined);
@@ -195,7 +203,7 @@ export class InputFetcher {
         chunks.push(buf);
       }
       const data = Buffer.concat(chunks, total);
-      return this.typed(data, type, accept, fail, `${field}: read ${shown}`, started);
+      return await this.typed(data, type, accept, fail, `${field}: read ${shown}`, started);
     } catch (err) {
       throw failFromAbortOr(err);
     } finally {
@@ -204,25 +212,52 @@ export class InputFetcher {
     }
   }
 
-  /** Object stores often serve uploads as octet-stream; trust the bytes then. */
-  private typed(
+  /**
+   * Object stores often serve uploads as octet-stream; trust the bytes then. Images are checked
+   * against IMAGE_MAX_PIXELS from their header, before anything decodes them: a decompression
+   * bomb (a few KB claiming gigapixels) fails here, cleanly and for good.
+   */
+  private async typed(
     data: Buffer,
     contentType: string,
     accept: InputAccept,
     fail: (retryable: boolean, detail: string) => InputFetchError,
     what: string,
     started: number,
-  ): FetchedInput {
+  ): Promise<FetchedInput> {
     let finalType = contentType;
     if (isGeneric(contentType) && accept !== 'any') {
       const sniffed = sniff(data, accept);
       if (!sniffed) throw fail(false, `content is not ${ACCEPT_HEADER[accept]}`);
       finalType = sniffed;
     }
+    if (accept === 'image') await this.checkPixels(data, fail);
     this.logger.debug(
       `${what} (${data.length} bytes, ${finalType || 'untyped'}) in ${Date.now() - started} ms`,
     );
     return { data, contentType: finalType || 'application/octet-stream' };
+  }
+
+  private async checkPixels(
+    data: Buffer,
+    fail: (retryable: boolean, detail: string) => InputFetchError,
+  ): Promise<void> {
+    const limit = this.config.fetch.imageMaxPixels;
+    let width: number | undefined;
+    let height: number | undefined;
+    try {
+      // Reads the header only; sharp's own input limit is off here so the message can be ours.
+      ({ width, height } = await sharp(data, { limitInputPixels: false }).metadata());
+    } catch (err) {
+      throw fail(false, `not a decodable image (${(err as Error).message})`);
+    }
+    if (!width || !height) throw fail(false, 'not a decodable image (no dimensions)');
+    if (width * height > limit) {
+      throw fail(
+        false,
+        `image is ${width}x${height} (${(width * height).toLocaleString('en')} pixels), above the limit of ${limit.toLocaleString('en')} pixels`,
+      );
+    }
   }
 }
 

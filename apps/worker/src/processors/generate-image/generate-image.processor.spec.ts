@@ -91,7 +91,13 @@ describe('GenerateImageProcessor', () => {
 
     const moduleRef = await Test.createTestingModule({
       imports: [
-        ConfigModule.forRoot(AppConfig.fromEnv({ API_KEYS: 'test-key', TFJS_BACKEND: 'auto' })),
+        ConfigModule.forRoot(
+          AppConfig.fromEnv({
+            API_KEYS: 'test-key',
+            TFJS_BACKEND: 'auto',
+            ALLOW_PRIVATE_URLS: 'true',
+          }),
+        ),
         GenerateImageModule,
       ],
     }).compile();

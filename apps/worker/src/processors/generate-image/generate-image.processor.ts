@@ -23,8 +23,6 @@ const ENCODINGS: Record<
 
 /** Side of the thumbnails palettes are computed from. */
 const THUMBNAIL = 64;
-/** Decoding bombs stop here (a 50 MP input is already far more than a palette needs). */
-const MAX_INPUT_PIXELS = 50_000_000;
 
 // Progress milestones: bands fill FETCHED (or LOADED) .. BANDS_DONE, encoding ends at GENERATED.
 const LOADED = 0.1;
@@ -193,7 +191,9 @@ function throwIfAborted(signal: AbortSignal): void {
 
 async function thumbnail(data: Buffer, field: string, url: string): Promise<Uint8Array> {
   try {
-    return await sharp(data, { limitInputPixels: MAX_INPUT_PIXELS })
+    // The fetcher already refused images above IMAGE_MAX_PIXELS from their header; this is the
+    // decoder's own bound (sharp's default, 268 MP) should a header lie.
+    return await sharp(data)
       .resize(THUMBNAIL, THUMBNAIL, { fit: 'fill' })
       .toColourspace('srgb')
       .ensureAlpha()

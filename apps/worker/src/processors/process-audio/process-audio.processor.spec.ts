@@ -75,7 +75,13 @@ describe('ProcessAudioProcessor', () => {
     base = await server.start();
     const moduleRef = await Test.createTestingModule({
       imports: [
-        ConfigModule.forRoot(AppConfig.fromEnv({ API_KEYS: 'test-key', TFJS_BACKEND: 'auto' })),
+        ConfigModule.forRoot(
+          AppConfig.fromEnv({
+            API_KEYS: 'test-key',
+            TFJS_BACKEND: 'auto',
+            ALLOW_PRIVATE_URLS: 'true',
+          }),
+        ),
         ProcessAudioModule,
       ],
     }).compile();

@@ -99,7 +99,13 @@ describe('RenderAnimationProcessor', () => {
     base = await files.start();
     const moduleRef = await Test.createTestingModule({
       imports: [
-        ConfigModule.forRoot(AppConfig.fromEnv({ API_KEYS: 'test-key', TFJS_BACKEND: 'auto' })),
+        ConfigModule.forRoot(
+          AppConfig.fromEnv({
+            API_KEYS: 'test-key',
+            TFJS_BACKEND: 'auto',
+            ALLOW_PRIVATE_URLS: 'true',
+          }),
+        ),
         RenderAnimationModule,
       ],
     }).compile();
