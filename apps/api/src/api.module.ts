@@ -9,13 +9,17 @@ import { StorageModule } from '@app/storage';
 import { TasksModule } from '@app/tasks';
 import { QueuesBoardModule } from './admin/queues-board.module';
 import { ApiKeyGuard } from './auth/api-key.guard';
+import { ClientErrorFilter } from './common/client-error.filter';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
+import { HttpDrain } from './common/http-drain';
 import { HealthController } from './health/health.controller';
 import { StorageHealthIndicator } from './health/storage.health';
 import { WorkersHealthIndicator } from './health/workers.health';
 import { MediaController } from './media/media.controller';
 import { ApiMetricsModule } from './metrics/api-metrics.module';
 import { ProjectsController } from './projects/projects.controller';
+import { RateLimitModule } from './rate-limit/rate-limit.module';
+import { IdempotencyService } from './tasks/idempotency.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TaskViews } from './tasks/task-views';
 import { WorkersController } from './workers/workers.controller';
@@ -32,6 +36,7 @@ export class ApiModule {
         TasksModule,
         ProjectsModule,
         StorageModule,
+        RateLimitModule,
         TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
         LoggingModule.forRoot(config, 'api'),
         ...(config.ops.metrics ? [ApiMetricsModule.register()] : []),
@@ -46,10 +51,14 @@ export class ApiModule {
       ],
       providers: [
         TaskViews,
+        HttpDrain,
+        IdempotencyService,
         RedisHealthIndicator,
         StorageHealthIndicator,
         WorkersHealthIndicator,
         { provide: APP_GUARD, useClass: ApiKeyGuard },
+        // Global filters are tried last-registered first: domain errors, then the catch-all.
+        { provide: APP_FILTER, useClass: ClientErrorFilter },
         { provide: APP_FILTER, useClass: DomainExceptionFilter },
       ],
     };

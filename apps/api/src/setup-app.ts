@@ -1,7 +1,10 @@
 import { RequestMethod, ValidationPipe, type INestApplication } from '@nestjs/common';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppConfig } from '@app/config';
 import { API_KEY_HEADER } from './auth/api-key.guard';
+import { jsonBodyParser } from './common/json-body.parser';
 
 export const API_PREFIX = 'api/v1';
 
@@ -11,6 +14,36 @@ export const UNPREFIXED_ROUTES = [
   'admin/queues',
   'admin/queues/{*path}',
 ];
+
+/**
+ * The HTTP server main.ts and the e2e tests share. Bodies over API_BODY_LIMIT are refused with 413
+ * before they are read whole. On close, Fastify stops accepting connections, answers requests that
+ * still arrive on open connections with 503, closes idle keep-alive connections at once and lets
+ * in-flight requests finish (main.ts bounds how long). Bodies are JSON only (415 otherwise), parsed
+ * by `jsonBodyParser`, which refuses prototype-poisoning keys and deep nesting with 400.
+ */
+export function createApiAdapter(config: AppConfig): FastifyAdapter {
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.api.bodyLimitBytes,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Requests Fastify refuses before routing (bad percent-encoding): our error shape, not its own.
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      void reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
+    },
+  });
+  const fastify = adapter.getInstance();
+  fastify.removeContentTypeParser('text/plain');
+  const parseJson = jsonBodyParser(fastify);
+  // Registering a parser here also keeps Nest from adding its own JSON and urlencoded ones.
+  adapter.useBodyParser(
+    'application/json',
+    false,
+    { bodyLimit: config.api.bodyLimitBytes },
+    (req, body, done) => parseJson(req, body, done),
+  );
+  return adapter;
+}
 
 /** Everything main.ts and the e2e tests share: prefix, validation, Swagger. */
 export function setupApp(app: INestApplication, config: AppConfig): void {
@@ -31,7 +64,11 @@ export function setupApp(app: INestApplication, config: AppConfig): void {
         .setTitle('AI movie task service')
         .setDescription(
           'GPU tasks of the AI movie platform: submit, follow, list, cancel and retry tasks that ' +
-            'generate media. Every route except health needs the X-API-Key header.',
+            'generate media. Every route except health needs the X-API-Key header. A key may be ' +
+            'limited to projects (API_KEYS entry `key:project-a|project-b`): other projects then ' +
+            'answer 404, as if they did not exist, and routes that show every project (workers ' +
+            'status, the queue board) answer 403. Bodies are JSON of at most API_BODY_LIMIT ' +
+            'bytes (413 beyond).',
         )
         .setVersion('1')
         .addApiKey({ type: 'apiKey', in: 'header', name: API_KEY_HEADER }, 'api-key')

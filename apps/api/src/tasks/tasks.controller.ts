@@ -4,32 +4,53 @@ import {
   Controller,
   Delete,
   Get,
+  Headers,
   HttpCode,
+  HttpStatus,
   Param,
   ParseUUIDPipe,
   Post,
+  Res,
+  UseGuards,
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiConflictResponse,
   ApiCreatedResponse,
   ApiExtraModels,
+  ApiHeader,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
+  ApiResponse,
   ApiSecurity,
   ApiServiceUnavailableResponse,
   ApiTags,
+  ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
+  ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
-import { TASK_DEFINITIONS, TaskLifecycleService, type ProjectScope } from '@app/tasks';
+import {
+  TASK_DEFINITIONS,
+  TaskLifecycleService,
+  type ProjectScope,
+  type SubmitTaskInput,
+} from '@app/tasks';
+import type { FastifyReply } from 'fastify';
 import { Scope } from '../auth/principal.decorator';
+import { assertProjectInScope } from '../auth/project-scope';
+import { SubmitThrottlerGuard } from '../rate-limit/submit-throttler.guard';
 import { SubmitTaskDto } from './dto/submit-task.dto';
 import {
   ErrorResponseDto,
   SubmitTaskResponseDto,
   TaskStatusResponseDto,
 } from './dto/task-responses.dto';
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  IDEMPOTENT_REPLAYED_HEADER,
+  IdempotencyService,
+} from './idempotency.service';
 import { TaskViews } from './task-views';
 
 const uuid = new ParseUUIDPipe({
@@ -45,29 +66,96 @@ export class TasksController {
   constructor(
     private readonly lifecycle: TaskLifecycleService,
     private readonly views: TaskViews,
+    private readonly idempotency: IdempotencyService,
   ) {}
 
   @Post('submit')
-  @ApiOperation({ summary: 'Submit a task; it is queued and runs on a worker of its queue' })
-  @ApiCreatedResponse({ type: SubmitTaskResponseDto })
+  @UseGuards(SubmitThrottlerGuard)
+  @ApiOperation({
+    summary: 'Submit a task; it is queued and runs on a worker of its queue',
+    description:
+      'With an `Idempotency-Key` header (1 to 255 printable ASCII characters, per project, ' +
+      'remembered for IDEMPOTENCY_TTL), a repeat of the same request answers the original ' +
+      'response again (same task_id, 201, header `Idempotent-Replayed: true`) instead of ' +
+      'creating a second task. Submits are rate-limited per API key (RATE_LIMIT_SUBMIT per ' +
+      'RATE_LIMIT_WINDOW_SECONDS).',
+  })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Makes the submit safe to repeat: 1 to 255 printable ASCII characters',
+  })
+  @ApiCreatedResponse({
+    type: SubmitTaskResponseDto,
+    description:
+      'Queued; or, for a repeated Idempotency-Key, the original response with ' +
+      '`Idempotent-Replayed: true`',
+  })
   @ApiBadRequestResponse({
     type: ErrorResponseDto,
-    description: 'A field is invalid; the message names it',
+    description: 'A field (or the Idempotency-Key header) is invalid; the message names it',
+  })
+  @ApiNotFoundResponse({
+    type: ErrorResponseDto,
+    description: 'The API key is limited to other projects (existence is not revealed)',
+  })
+  @ApiConflictResponse({
+    type: ErrorResponseDto,
+    description: 'A request with the same Idempotency-Key is still being processed',
+  })
+  @ApiResponse({
+    status: 413,
+    type: ErrorResponseDto,
+    description: 'The body is larger than API_BODY_LIMIT',
+  })
+  @ApiUnprocessableEntityResponse({
+    type: ErrorResponseDto,
+    description: 'The Idempotency-Key was used before with a different body',
+  })
+  @ApiTooManyRequestsResponse({
+    type: ErrorResponseDto,
+    description: 'Rate limit of the API key reached (Retry-After, X-RateLimit-* headers)',
   })
   @ApiServiceUnavailableResponse({
     type: ErrorResponseDto,
     description: 'The queue is full (Retry-After)',
   })
-  async submit(@Body() body: SubmitTaskDto): Promise<SubmitTaskResponseDto> {
-    const task = await this.lifecycle.submit({
+  async submit(
+    @Scope() scope: ProjectScope,
+    @Body() body: SubmitTaskDto,
+    @Headers(IDEMPOTENCY_KEY_HEADER) idempotencyHeader: string | string[] | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<SubmitTaskResponseDto> {
+    const key = this.idempotency.parseKey(idempotencyHeader);
+    assertProjectInScope(scope, body.project_id);
+    const input: SubmitTaskInput = {
       project_id: body.project_id,
       task_type: body.task_type,
       task_data: body.task_data,
       priority: body.priority ?? 2,
       callback_url: body.callback_url ?? null,
       metadata: body.metadata ?? null,
-    });
-    return this.views.submitted(task);
+    };
+    if (key === undefined) return this.views.submitted(await this.lifecycle.submit(input));
+
+    const claim = await this.idempotency.claim(
+      input.project_id,
+      key,
+      IdempotencyService.fingerprint(input),
+    );
+    if (claim.kind === 'replay') {
+      void reply.status(claim.status).header(IDEMPOTENT_REPLAYED_HEADER, 'true');
+      return claim.body as SubmitTaskResponseDto;
+    }
+    let response: SubmitTaskResponseDto;
+    try {
+      response = this.views.submitted(await this.lifecycle.submit(input));
+    } catch (err) {
+      await this.idempotency.release(claim.reservation);
+      throw err;
+    }
+    await this.idempotency.complete(claim.reservation, HttpStatus.CREATED, response);
+    return response;
   }
 
   @Get(':task_id/status')

@@ -1,5 +1,5 @@
 import type { INestApplicationContext, Type } from '@nestjs/common';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import type { AppConfig } from '@app/config';
 import { ALL_QUEUES, EXTRA_TASK_DEFINITIONS, type TaskDefinition } from '@app/tasks';
@@ -9,7 +9,7 @@ import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { cleanRedis, freePort, HttpClient, testConfig } from '@app/testing';
 import { ApiModule } from '../../src/api.module';
-import { setupApp } from '../../src/setup-app';
+import { createApiAdapter, setupApp } from '../../src/setup-app';
 import { WorkerModule } from '../../../worker/src/worker.module';
 
 export interface ServiceOptions {
@@ -18,6 +18,8 @@ export interface ServiceOptions {
   worker?: boolean;
   extraDefinitions?: TaskDefinition<any>[];
   extraWorkerModules?: Type<unknown>[];
+  /** Modules only a test needs in the API (e.g. a slow route for the shutdown drain). */
+  extraApiModules?: Type<unknown>[];
   /** Give the worker its health/metrics port (a free one); off by default (port 0). */
   workerHealth?: boolean;
 }
@@ -42,11 +44,13 @@ export class TestService {
       ...(this.opts.workerHealth ? { WORKER_HEALTH_PORT: String(await freePort()) } : {}),
       ...this.opts.env,
     });
-    const module = await Test.createTestingModule({ imports: [ApiModule.register(this.config)] })
+    const module = await Test.createTestingModule({
+      imports: [ApiModule.register(this.config), ...(this.opts.extraApiModules ?? [])],
+    })
       .overrideProvider(EXTRA_TASK_DEFINITIONS)
       .useValue(this.opts.extraDefinitions ?? [])
       .compile();
-    this.api = module.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
+    this.api = module.createNestApplication<NestFastifyApplication>(createApiAdapter(this.config), {
       logger: process.env.TEST_LOG_LEVEL ? ['fatal', 'error', 'warn', 'log'] : ['fatal', 'error'],
     });
     setupApp(this.api, this.config);

@@ -1,5 +1,4 @@
 import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import {
   IsIn,
   IsInt,
@@ -39,8 +38,8 @@ export class SubmitTaskDto {
     default: 2,
     description: '1 = high, 2 = normal, 3 = low',
   })
+  // A JSON number: "1" is refused, not converted (the body is JSON; only query strings convert).
   @IsOptional()
-  @Type(() => Number)
   @IsInt()
   @IsIn([1, 2, 3], { message: 'priority must be 1, 2 or 3' })
   priority?: TaskPriority;

@@ -1,0 +1,53 @@
+import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface';
+import { redisKey } from '@app/redis';
+import type { Redis } from 'ioredis';
+
+/**
+ * @nest-lab's Redis storage (its atomic Lua counter, shared by every API replica) on our command
+ * connection, with its keys under `<REDIS_PREFIX>:ratelimit:` like every key the service owns. The
+ * library names keys `{key:name}:hits`, outside any prefix, so `increment` builds them here and
+ * runs the library's script.
+ */
+export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+  ) {
+    super(redis);
+  }
+
+  override async increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    throttlerName: string,
+  ): Promise<ThrottlerStorageRecord> {
+    const base = redisKey(this.prefix, 'ratelimit', throttlerName, key);
+    const results: unknown = await this.redis.call(
+      'eval',
+      this.scriptSrc,
+      2,
+      `${base}:hits`,
+      `${base}:blocked`,
+      throttlerName,
+      ttl,
+      limit,
+      blockDuration,
+    );
+    if (
+      !Array.isArray(results) ||
+      results.length !== 4 ||
+      results.some((n) => typeof n !== 'number')
+    )
+      throw new TypeError(`Unexpected rate-limit script result: ${JSON.stringify(results)}`);
+    const [totalHits, timeToExpire, isBlocked, timeToBlockExpire] = results as number[];
+    return {
+      totalHits,
+      timeToExpire: Math.ceil(timeToExpire / 1000),
+      isBlocked: isBlocked === 1,
+      timeToBlockExpire: Math.ceil(timeToBlockExpire / 1000),
+    };
+  }
+}
