@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectTfjsBackend } from '@app/gpu/tfjs-backend.selection';
 import { cameraBox, maxZoom, subjectFocus } from './camera.path';
 import {
-  cameraFrames,
   compositeLayer,
   framesPerBatch,
   layerRegion,
@@ -84,27 +83,6 @@ describe.each(['wasm', 'cpu'] as const)('frame compositor on %s', (backend) => {
       x1: 61,
       y1: 36,
     });
-  });
-
-  it('crops the camera box and crossfades into the next shot', () => {
-    // Shot 0: left half dark, right half bright; shot 1: uniform 0.5.
-    const left = tf.concat([tf.fill([1, H, W / 2, 3], 0.2), tf.fill([1, H, W / 2, 3], 0.8)], 2);
-    const sources = tf.concat([left, tf.fill([1, H, W, 3], 0.5)], 0) as tf.Tensor4D;
-    const light = tf.fill<tf.Rank.R4>([1, H, W, 3], 255);
-    const out = cameraFrames(
-      tf,
-      sources,
-      [
-        { box: [0, 0, 1, 0.5], source: 0 },
-        { box: [0, 0.5, 1, 1], source: 0 },
-        { box: [0, 0, 1, 1], source: 0, next: { source: 1, weight: 0.5 } },
-      ],
-      light,
-    );
-    expect(pixel(out, 0, 80, 30)).toEqual([51, 51, 51]);
-    expect(pixel(out, 1, 20, 30)).toEqual([204, 204, 204]);
-    expect(pixel(out, 2, 10, 30)).toEqual([89, 89, 89]);
-    expect(pixel(out, 2, 90, 30)).toEqual([166, 166, 166]);
   });
 
   it('turns byte-range floats into rounded, clipped rgb24', () => {

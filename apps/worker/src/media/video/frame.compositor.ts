@@ -1,5 +1,4 @@
 import type * as TfCore from '@tensorflow/tfjs-core';
-import type { CameraBox } from './camera.path';
 
 type Tf = typeof TfCore;
 type T4 = TfCore.Tensor4D;
@@ -66,54 +65,6 @@ function int32View(tf: Tf, tensor: TfCore.Tensor): Int32Array {
     return new Int32Array(heap.buffer, heap.byteOffset + offset, tensor.size);
   }
   return tensor.dataSync() as Int32Array;
-}
-
-/** One output frame of a camera over storyboard shots. */
-export interface CameraFrame {
-  box: CameraBox;
-  /** Index into the `sources` batch. */
-  source: number;
-  /** During a transition: the incoming shot and how far the crossfade is (0..1). */
-  next?: { source: number; weight: number };
-}
-
-/**
- * Renders frames of a virtual camera: each is a crop-and-resize of its shot (bilinear, one op for
- * the whole batch), crossfaded into the next shot during transitions, times the screen light.
- * `sources` is [S, h, w, 3] in 0..1; `light` [1, H, W, 3] (it carries the 0..255 scale).
- * Returns [N, H, W, 3]. Call inside tidy.
- */
-export function cameraFrames(tf: Tf, sources: T4, frames: readonly CameraFrame[], light: T4): T4 {
-  const [, height, width] = light.shape;
-  const n = frames.length;
-  const crop = (index: number[]) =>
-    tf.image.cropAndResize(
-      sources,
-      tf.tensor2d(
-        frames.map((f) => f.box),
-        [n, 4],
-      ),
-      tf.tensor1d(index, 'int32'),
-      [height, width],
-      'bilinear',
-    );
-  let out: TfCore.Tensor = crop(frames.map((f) => f.source));
-  if (frames.some((f) => f.next && f.next.weight > 0)) {
-    // The same camera on the incoming shot (frames outside the transition blend with weight 0).
-    // A second crop, not one crop of 2n boxes split in two: on wasm a split first copies it all.
-    const to = crop(frames.map((f) => f.next?.source ?? f.source));
-    const weights = tf.tensor4d(
-      frames.map((f) => f.next?.weight ?? 0),
-      [n, 1, 1, 1],
-    );
-    const step = consume(
-      consume(to, (t) => tf.sub(t, out)),
-      (d) => tf.mul(d, weights),
-    );
-    out = consume(out, (o) => tf.add(o, step));
-    step.dispose();
-  }
-  return consume(out, (o) => tf.mul<T4>(o, light));
 }
 
 /** Where a layer is in one frame: its centre in output pixels, scale, rotation (deg), opacity. */

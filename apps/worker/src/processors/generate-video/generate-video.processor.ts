@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
 import type * as TfCore from '@tensorflow/tfjs-core';
-import { GpuService, type TensorScope } from '@app/gpu';
+import { GpuService, type TensorScope, tidyValue } from '@app/gpu';
 import { InputFetcher } from '@app/storage';
 import { parseResolution, videoTiming, type GenerateVideoTaskData } from '@app/tasks';
 import {
@@ -14,13 +14,15 @@ import {
   maxZoom,
   subjectFocus,
 } from '../../media/video/camera.path';
-import { FfmpegEncoder } from '../../media/video/ffmpeg.encoder';
 import {
-  cameraFrames,
-  framesPerBatch,
-  toRgb24,
-  type CameraFrame,
-} from '../../media/video/frame.compositor';
+  cameraFramesPerBatch,
+  cameraView,
+  FrameShader,
+  lightGains,
+  type RgbImage,
+} from '../../media/video/camera.view';
+import { FfmpegEncoder } from '../../media/video/ffmpeg.encoder';
+import { toRgb24 } from '../../media/video/frame.compositor';
 import { gradeColours, sceneGradeFor, screenLight } from '../../media/video/scene.lighting';
 import {
   TaskProcessorFor,
@@ -35,7 +37,11 @@ import { Storyboard } from './storyboard.source';
 export const VIDEO_MODEL = 'storyboard-camera-v1';
 
 const AUDIO_SAMPLE_RATE = 48_000;
-/** Sources keep detail for zooms up to this, within a 4K-sized decode per storyboard frame. */
+/**
+ * Storyboard frames are decoded at the camera's largest zoom, up to this and within a 4K-sized
+ * decode: then most camera views only reduce (libvips' fast path, ~14 ms per 1080p frame) where
+ * enlarging every frame costs ~34 ms; a small input is enlarged once, in the decode.
+ */
 const MAX_SOURCE_SCALE = 1.5;
 const MAX_SOURCE_PIXELS = 3840 * 2160;
 
@@ -46,9 +52,11 @@ const RENDER_TO = 0.9;
 const ENCODED = 0.94;
 
 /**
- * Video segments from storyboard frames: a virtual camera moves over each frame as the preset
- * says (crop-and-resize on tfjs), shots crossfade, the light is graded, and frames stream into
- * ffmpeg in small batches; known audio cues become a synthesized ambience track.
+ * Video segments from storyboard frames: each storyboard frame is colour-graded once (tfjs), a
+ * virtual camera moves over it as the preset says (a libvips crop-and-resize per output frame),
+ * shots crossfade and the screen light (key light, blinds, vignette) multiplies every frame (a
+ * WebAssembly SIMD kernel), and frames stream into ffmpeg in small batches; known audio cues
+ * become a synthesized ambience track.
  */
 @TaskProcessorFor('generate_video')
 export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskData> {
@@ -82,7 +90,6 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     const audioPath = `${base}.f32`;
 
     const render = this.gpu.scoped(`generate_video ${tag}`, async (scope) => {
-      const light = scope.keep(scope.tidy(() => screenLight(tf, grade, width, height, 255)));
       await task.progress(LOADED, 'loading_models');
 
       // processing_storyboard: fetch and check every frame, decode the first ones.
@@ -98,16 +105,24 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
             'processing_storyboard',
           ),
       });
-      const cap = Math.min(
-        MAX_SOURCE_SCALE,
-        maxZoom(camera),
-        Math.sqrt(MAX_SOURCE_PIXELS / (width * height)),
+      const scale = Math.max(
+        1,
+        Math.min(
+          MAX_SOURCE_SCALE,
+          maxZoom(camera),
+          Math.sqrt(MAX_SOURCE_PIXELS / (width * height)),
+        ),
       );
-      const scale = storyboard.sourceScale(width, height, cap);
       const source = { width: Math.round(width * scale), height: Math.round(height * scale) };
       storyboard.useSourceSize(source.width, source.height);
       const shots = new ShotSources(tf, scope, storyboard, source, (bytes) =>
         gradeColours(tf, grade, bytes, 1 / 255),
+      );
+      // The first frame decodes in sharp's thread pool while the screen light is made, once:
+      // fixed-point gains every output frame is multiplied by.
+      void storyboard.decode(0);
+      const shader = new FrameShader(
+        tidyValue(tf, () => lightGains(screenLight(tf, grade, width, height).dataSync())),
       );
       await shots.prepare([0]);
       task.signal.throwIfAborted();
@@ -120,7 +135,8 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       }
       await task.progress(RENDER_FROM, 'processing_storyboard');
 
-      // generating_video: batches of frames stream into ffmpeg as they are made.
+      // generating_video: batches of frames stream into ffmpeg as they are made. The camera
+      // views of the next batch are cut (sharp's thread pool) while ffmpeg takes this one.
       const timeline = new ShotTimeline(storyboard.length, duration);
       const encoder = FfmpegEncoder.start({
         width,
@@ -130,53 +146,67 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         signal: task.signal,
         audio: audio ? { path: audioPath, sampleRate: AUDIO_SAMPLE_RATE, channels: 1 } : undefined,
       });
-      const batch = framesPerBatch(width, height);
-      // Where the time goes (logged): tensor work incl. readback, waiting for ffmpeg, decoding.
-      let renderMs = 0;
+      const batch = cameraFramesPerBatch(width, height);
+      const frameBytes = width * height * 3;
+      const bytes = new Uint8Array(Math.min(frames, batch) * frameBytes);
+      const planBatch = (first: number): PlannedFrame[] => {
+        const plan: PlannedFrame[] = [];
+        for (let f = first; f < Math.min(frames, first + batch); f++) {
+          plan.push({
+            box: cameraBox(camera, frames > 1 ? f / (frames - 1) : 0, duration, subject),
+            ...timeline.at(f / fps),
+          });
+        }
+        return plan;
+      };
+      // Where the time goes (logged): camera views (incl. decoding and grading shots), shading
+      // into bytes, waiting for ffmpeg.
+      let viewMs = 0;
+      let shadeMs = 0;
       let encodeWaitMs = 0;
-      let prepareMs = 0;
+      let pending: Promise<BatchViews> | undefined;
+      const setupMs = Date.now() - started;
       try {
         await task.progress(RENDER_FROM, 'generating_video');
+        pending = shots.views(planBatch(0), width, height);
         for (let first = 0; first < frames; first += batch) {
           task.signal.throwIfAborted();
-          const plan: PlannedFrame[] = [];
-          for (let f = first; f < Math.min(frames, first + batch); f++) {
-            const at = timeline.at(f / fps);
-            plan.push({
-              box: cameraBox(camera, frames > 1 ? f / (frames - 1) : 0, duration, subject),
-              ...at,
-            });
-          }
-          const needed = [
-            ...new Set(plan.flatMap((p) => (p.next ? [p.shot, p.next.shot] : [p.shot]))),
-          ];
           const t0 = Date.now();
-          await shots.prepare(needed);
+          const views = await (pending ?? shots.views(planBatch(first), width, height));
+          pending = undefined;
           task.signal.throwIfAborted();
           const t1 = Date.now();
-          const bytes = shots.render(needed, plan, light);
+          views.forEach((v, i) => shader.shade(bytes, i * frameBytes, v.view, v.next));
           const t2 = Date.now();
-          await encoder.write(bytes);
-          prepareMs += t1 - t0;
-          renderMs += t2 - t1;
+          const written = encoder.write(bytes.subarray(0, views.length * frameBytes));
+          const next = first + batch;
+          if (next < frames) {
+            shots.releaseBefore(views.firstShot);
+            pending = shots.views(planBatch(next), width, height);
+            // Awaited in the next round; until then a failure must not count as unhandled.
+            pending.catch(() => undefined);
+          }
+          await written;
+          viewMs += t1 - t0;
+          shadeMs += t2 - t1;
           encodeWaitMs += Date.now() - t2;
 
-          const done = Math.min(frames, first + batch);
+          const done = Math.min(frames, next);
           await task.progress(
             RENDER_FROM + ((RENDER_TO - RENDER_FROM) * done) / frames,
             'generating_video',
           );
-          shots.releaseBefore(Math.min(...needed));
         }
         const t3 = Date.now();
         await encoder.finish();
         encodeWaitMs += Date.now() - t3;
       } catch (err) {
-        // Kills ffmpeg (if the abort signal has not already) and waits until it is gone.
-        await encoder.abort();
+        // Kills ffmpeg (if the abort signal has not already) and waits until it is gone; views
+        // still being cut are let finish, so nothing runs on after the task.
+        await Promise.all([encoder.abort(), pending?.catch(() => undefined)]);
         throw err;
       }
-      return { renderMs, encodeWaitMs, prepareMs, source, audio };
+      return { setupMs, viewMs, shadeMs, encodeWaitMs, source, audio };
     });
     let stats: Awaited<typeof render>;
     try {
@@ -192,8 +222,8 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     const elapsed = Date.now() - started;
     this.logger.log(
       `${tag}: ${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s) in ${elapsed} ms ` +
-        `on ${this.gpu.backendName} (frames ${stats.renderMs} ms, waiting for ffmpeg ` +
-        `${stats.encodeWaitMs} ms, shots ${stats.prepareMs} ms; sources ` +
+        `(set-up ${stats.setupMs} ms, camera views ${stats.viewMs} ms, light ${stats.shadeMs} ms, ` +
+        `waiting for ffmpeg ${stats.encodeWaitMs} ms; grading on ${this.gpu.backendName}; sources ` +
         `${stats.source.width}x${stats.source.height}), camera ${camera}, ` +
         `lighting ${grade.preset}, ambience ${sound.ambiences.join('+') || 'none'}`,
     );
@@ -231,13 +261,19 @@ interface PlannedFrame extends ShotAt {
   box: CameraBox;
 }
 
+/** The camera views of a batch of frames (and of the incoming shot during a crossfade). */
+type BatchViews = { view: Buffer; next?: { view: Buffer; weight: number } }[] & {
+  /** The earliest shot the batch shows. */
+  firstShot: number;
+};
+
 /**
- * Graded storyboard frames as tensors ([1, h, w, 3], 0..1), made when the camera first needs
- * them (the next one is decoded ahead in sharp's thread pool) and released once it has passed.
+ * Graded storyboard frames as rgb24 at the source size: decoded when the camera first needs them
+ * (the next one is decoded ahead in sharp's thread pool), colour-graded once on tfjs, released
+ * once the camera has passed them. Camera views are cut from them by libvips.
  */
 class ShotSources {
-  private readonly tensors = new Map<number, TfCore.Tensor4D>();
-  private bytes?: Uint8Array;
+  private readonly images = new Map<number, RgbImage>();
 
   constructor(
     private readonly tf: typeof TfCore,
@@ -249,55 +285,47 @@ class ShotSources {
   ) {}
 
   async prepare(shots: readonly number[]): Promise<void> {
+    const tf = this.tf;
     for (const shot of shots) {
-      if (this.tensors.has(shot)) continue;
+      if (this.images.has(shot)) continue;
       const bytes = await this.storyboard.decode(shot);
       const { width, height } = this.size;
-      const tensor = this.scope.tidy(() =>
-        this.grade(this.tf.tensor4d(new Float32Array(bytes), [1, height, width, 3])),
+      const graded = this.scope.tidy(() =>
+        tf.mul(this.grade(tf.tensor4d(new Float32Array(bytes), [1, height, width, 3])), 255),
       );
-      this.tensors.set(shot, this.scope.keep(tensor));
+      try {
+        this.images.set(shot, { data: toRgb24(tf, graded), width, height });
+      } finally {
+        graded.dispose();
+      }
     }
     // Decode the shot after the last one needed while this batch renders.
     const ahead = Math.max(...shots) + 1;
-    if (ahead < this.storyboard.length && !this.tensors.has(ahead))
+    if (ahead < this.storyboard.length && !this.images.has(ahead))
       void this.storyboard.decode(ahead);
   }
 
-  /** Renders the planned frames from the prepared shots `needed`; returns rgb24 bytes. */
-  render(
-    needed: readonly number[],
-    plan: readonly PlannedFrame[],
-    light: TfCore.Tensor4D,
-  ): Uint8Array {
-    const tf = this.tf;
-    const slot = new Map(needed.map((shot, i) => [shot, i]));
-    const frames: CameraFrame[] = plan.map((p) => ({
-      box: p.box,
-      source: slot.get(p.shot)!,
-      next: p.next ? { source: slot.get(p.next.shot)!, weight: p.next.weight } : undefined,
-    }));
-    const out = this.scope.tidy(() => {
-      const parts = needed.map((shot) => this.tensors.get(shot)!);
-      const sources = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
-      return cameraFrames(tf, sources, frames, light);
-    });
-    try {
-      // One buffer for the whole run: the encoder has taken each batch before the next is made.
-      if (!this.bytes || this.bytes.length < out.size) this.bytes = new Uint8Array(out.size);
-      return toRgb24(tf, out, this.bytes);
-    } finally {
-      out.dispose();
-    }
+  /** Prepares the shots `plan` needs and cuts every view it shows (in parallel). */
+  async views(plan: readonly PlannedFrame[], width: number, height: number): Promise<BatchViews> {
+    const needed = [...new Set(plan.flatMap((p) => (p.next ? [p.shot, p.next.shot] : [p.shot])))];
+    await this.prepare(needed);
+    const cut = (shot: number, box: CameraBox) =>
+      cameraView(this.images.get(shot)!, box, width, height);
+    const views = await Promise.all(
+      plan.map(async (p) => {
+        const fading = p.next && p.next.weight > 0 ? p.next : undefined;
+        const [view, next] = await Promise.all([
+          cut(p.shot, p.box),
+          fading ? cut(fading.shot, p.box) : undefined,
+        ]);
+        return { view, next: fading && next ? { view: next, weight: fading.weight } : undefined };
+      }),
+    );
+    return Object.assign(views, { firstShot: Math.min(...needed) });
   }
 
   releaseBefore(shot: number): void {
-    for (const [k, tensor] of this.tensors) {
-      if (k < shot) {
-        this.scope.release(tensor);
-        this.tensors.delete(k);
-      }
-    }
+    for (const k of this.images.keys()) if (k < shot) this.images.delete(k);
     this.storyboard.forgetBefore(shot);
   }
 }

@@ -34,17 +34,6 @@ export class Storyboard {
     return this.frames.length;
   }
 
-  /**
-   * How much larger than the output the sources are decoded: as much detail as every frame has
-   * (cover-fitted to the output's aspect), between 1 and `cap`.
-   */
-  sourceScale(width: number, height: number, cap: number): number {
-    const available = Math.min(
-      ...this.frames.map((f) => Math.min(f.width / width, f.height / height)),
-    );
-    return Math.max(1, Math.min(cap, available));
-  }
-
   /** Sets the size every frame is decoded to (cover-fitted, centred). */
   useSourceSize(width: number, height: number): void {
     this.size = { width, height };
