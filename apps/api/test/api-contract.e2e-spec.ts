@@ -178,6 +178,7 @@ describe('REST contract (API only, real Redis)', () => {
       error: null,
       started_at: null,
       completed_at: null,
+      webhook: null, // no callback_url
     });
 
     expect((await service.http.post(`/tasks/${high.task_id}/retry`)).status).toBe(409);

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { StorageDriver } from '@app/storage';
-import type { TaskRecord } from '@app/tasks';
+import { taskResultView, type TaskRecord } from '@app/tasks';
 import type {
   SubmitTaskResponseDto,
   TaskListItemDto,
@@ -30,16 +30,19 @@ export class TaskViews {
       status: task.status,
       progress: task.progress,
       current_step: task.current_step,
-      result: task.result
-        ? {
-            media_url: await this.storage.url(task.result.media_key),
-            payload_media_id: task.result.payload_media_id,
-            metadata: task.result.metadata,
-          }
-        : null,
+      result: await taskResultView(task.result, this.storage),
       error: task.error,
       started_at: task.started_at,
       completed_at: task.completed_at,
+      webhook: task.webhook && {
+        event: task.webhook.event,
+        state: task.webhook.state,
+        attempts: task.webhook.attempts,
+        last_status: task.webhook.last_status,
+        delivered_at: task.webhook.delivered_at,
+        next_attempt_at: task.webhook.next_attempt_at,
+        last_error: task.webhook.last_error,
+      },
     };
   }
 

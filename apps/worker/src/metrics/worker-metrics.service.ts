@@ -1,13 +1,14 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Optional, type OnModuleInit } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { GpuDeviceMonitor, GpuService, type GpuDeviceStats } from '@app/gpu';
 import { AppMetricsRegistry } from '@app/observability';
+import { WebhookDeliveryEvents } from '@app/webhooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { TaskEvents, type TaskEvent } from '../runtime/task-events';
 import { TaskRunner } from '../runtime/task-runner';
 import { ProjectLabelLimiter } from './project-label.limiter';
 
-/** Outcomes of a webhook delivery (the sender arrives with the webhook issue). */
+/** Outcomes of a webhook delivery attempt (from @app/webhooks' WebhookDeliveryEvents). */
 export type WebhookOutcome = 'delivered' | 'failed' | 'retrying';
 
 /**
@@ -72,6 +73,7 @@ export class WorkerMetrics implements OnModuleInit {
     devices: GpuDeviceMonitor,
     runner: TaskRunner,
     config: AppConfig,
+    @Optional() private readonly webhookEvents?: WebhookDeliveryEvents,
   ) {
     this.projects = new ProjectLabelLimiter(config.ops.projectLabelLimit);
     new Gauge({
@@ -136,6 +138,7 @@ export class WorkerMetrics implements OnModuleInit {
 
   onModuleInit(): void {
     this.events.on((event) => this.record(event));
+    this.webhookEvents?.on((event) => this.recordWebhookDelivery(event.outcome));
   }
 
   recordWebhookDelivery(outcome: WebhookOutcome): void {

@@ -14,6 +14,47 @@ export interface TaskResultRecord {
   pending?: 'payload';
 }
 
+export type WebhookEventName = 'task.completed' | 'task.failed' | 'task.cancelled';
+export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
+
+/**
+ * Delivery of the task's latest webhook event (field `webhook`): set to pending by the terminal
+ * transition, then written by the webhook sender after each attempt.
+ */
+export interface TaskWebhookState {
+  /** The `webhook-id` header: the same on every attempt of one event. */
+  id: string;
+  event: WebhookEventName;
+  state: WebhookDeliveryState;
+  attempts: number;
+  /** HTTP status of the last attempt; null before the first or after a network error. */
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: string | null;
+  /** When the next attempt is due (state pending, after a failed attempt). */
+  next_attempt_at: string | null;
+}
+
+/** `result` as the API and webhooks show it: the stored key becomes a downloadable URL. */
+export interface TaskResultView {
+  media_url: string;
+  payload_media_id: string | null;
+  metadata: Record<string, unknown>;
+}
+
+/** The one place a stored result becomes its wire shape (GET /status and webhook events). */
+export async function taskResultView(
+  result: TaskResultRecord | null,
+  storage: { url(key: string): Promise<string> },
+): Promise<TaskResultView | null> {
+  if (!result) return null;
+  return {
+    media_url: await storage.url(result.media_key),
+    payload_media_id: result.payload_media_id,
+    metadata: result.metadata,
+  };
+}
+
 /** A task as stored in `tasks:{id}` (seed 001 "Task"), parsed. */
 export interface TaskRecord {
   task_id: string;
@@ -43,6 +84,8 @@ export interface TaskRecord {
   /** Identifies the run that may write progress and the outcome (job id + attempt). */
   run_id: string | null;
   updated_at: string;
+  /** Webhook delivery of the latest terminal event; null without callback_url or before it. */
+  webhook: TaskWebhookState | null;
 }
 
 export function parseTaskHash(h: Record<string, string>): TaskRecord | null {
@@ -71,6 +114,23 @@ export function parseTaskHash(h: Record<string, string>): TaskRecord | null {
     retries: Number(h.retries ?? 0),
     run_id: h.run_id || null,
     updated_at: h.updated_at ?? h.created_at,
+    webhook: parseWebhookState(h.webhook),
+  };
+}
+
+/** The stored `webhook` JSON with every field present (Lua's cjson leaves unset ones out). */
+export function parseWebhookState(value: string | undefined): TaskWebhookState | null {
+  const w = json<Partial<TaskWebhookState>>(value);
+  if (!w?.id || !w.event) return null;
+  return {
+    id: w.id,
+    event: w.event,
+    state: w.state ?? 'pending',
+    attempts: Number(w.attempts ?? 0),
+    last_status: typeof w.last_status === 'number' ? w.last_status : null,
+    last_error: w.last_error ?? null,
+    delivered_at: w.delivered_at ?? null,
+    next_attempt_at: w.next_attempt_at ?? null,
   };
 }
 

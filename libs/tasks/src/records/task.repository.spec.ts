@@ -127,4 +127,109 @@ describe('TaskRepository', () => {
     expect(queuedImages.tasks.map((t) => t.task_id)).toEqual([ids[2], ids[0]]);
     expect((await repo.list('proj_list', { page: 9, limit: 10 })).tasks).toEqual([]);
   });
+
+  describe('webhook outbox', () => {
+    const outbox = () => repo.webhookOutboxKey();
+    async function entries(taskId: string) {
+      const all = await redis.xrange(outbox(), '-', '+');
+      return all
+        .map(
+          ([, flat]) =>
+            Object.fromEntries(
+              flat.map((v, i, a) => (i % 2 ? [] : [v, a[i + 1]])).filter((p) => p.length),
+            ) as Record<string, string>,
+        )
+        .filter((e) => e.task_id === taskId);
+    }
+    async function createWithCallback(callback_url: string | null) {
+      const id = randomUUID();
+      await repo.create({
+        task_id: id,
+        project_id: 'proj_hook',
+        task_type: 'generate_image',
+        priority: 2,
+        task_data: {},
+        callback_url,
+        estimated_duration: 1,
+        queue: QueueName.GpuMedium,
+        job_id: id,
+        created_at: new Date(),
+      });
+      return id;
+    }
+
+    it('records the terminal event of a task with a callback_url in the same step', async () => {
+      const id = await createWithCallback('https://hooks.example.com/ams');
+      await repo.transition(id, 'processing', { run_id: 'r1' });
+      expect(await entries(id)).toEqual([]);
+      expect((await repo.get(id))!.webhook).toBeNull();
+      const result = {
+        media_key: 'projects/proj_hook/image/x/output.jpg',
+        content_type: 'image/jpeg',
+        payload_media_id: 'm1',
+        metadata: { seed: 1 },
+      };
+      await repo.transition(
+        id,
+        'completed',
+        { result, completed_at: '2026-01-01T00:00:00.000Z' },
+        { runId: 'r1' },
+      );
+      expect(await entries(id)).toEqual([
+        {
+          webhook_id: `msg_${id}_completed_0`,
+          event: 'task.completed',
+          task_id: id,
+          project_id: 'proj_hook',
+          status: 'completed',
+          retries: '0',
+          result: JSON.stringify(result),
+          error: '',
+          completed_at: '2026-01-01T00:00:00.000Z',
+        },
+      ]);
+      expect((await repo.get(id))!.webhook).toEqual({
+        id: `msg_${id}_completed_0`,
+        event: 'task.completed',
+        state: 'pending',
+        attempts: 0,
+        last_status: null,
+        last_error: null,
+        delivered_at: null,
+        next_attempt_at: null,
+      });
+      // Staying terminal (cancelled → cancelled style rewrites) is no new event.
+      await repo.transition(id, 'completed', { progress: 1 }, { from: ['completed'] });
+      expect(await entries(id)).toHaveLength(1);
+    });
+
+    it('makes each ending of a manual retry a new event, and none without callback_url', async () => {
+      const id = await createWithCallback('https://hooks.example.com/ams');
+      await repo.transition(id, 'processing', { run_id: 'r1' });
+      await repo.transition(id, 'failed', { error: 'bad input' });
+      await repo.transition(id, 'queued', { retries: 1, error: null }, { from: ['failed'] });
+      await repo.transition(id, 'cancelled');
+      const events = await entries(id);
+      expect(events.map((e) => [e.webhook_id, e.event, e.error])).toEqual([
+        [`msg_${id}_failed_0`, 'task.failed', 'bad input'],
+        [`msg_${id}_cancelled_1`, 'task.cancelled', ''],
+      ]);
+      expect((await repo.get(id))!.webhook).toMatchObject({
+        id: `msg_${id}_cancelled_1`,
+        event: 'task.cancelled',
+        state: 'pending',
+      });
+
+      const silent = await createWithCallback(null);
+      await repo.transition(silent, 'cancelled');
+      expect(await entries(silent)).toEqual([]);
+      expect((await repo.get(silent))!.webhook).toBeNull();
+    });
+
+    it('is not written by a refused transition', async () => {
+      const id = await createWithCallback('https://hooks.example.com/ams');
+      await expect(repo.transition(id, 'completed')).rejects.toBeInstanceOf(TransitionError);
+      expect(await entries(id)).toEqual([]);
+    });
+  });
 });

@@ -4,7 +4,12 @@ import { redisKey } from '@app/redis';
 import { Redis } from 'ioredis';
 import type { QueueName, TaskPriority } from '../queues';
 import { parseTaskHash, type TaskRecord, type TaskResultRecord } from './task.record';
-import { CREATE_TASK, REPORT_PROGRESS, TRANSITION_TASK } from './task.scripts';
+import {
+  CREATE_TASK,
+  REPORT_PROGRESS,
+  TRANSITION_TASK,
+  WEBHOOK_OUTBOX_PARTS,
+} from './task.scripts';
 import { allowedFrom, type TaskStatus } from './task-status';
 
 export interface NewTask {
@@ -94,6 +99,14 @@ export class TaskRepository {
 
   progressKey(taskId: string): string {
     return redisKey(this.prefix, 'progress', taskId);
+  }
+
+  /**
+   * The stream a terminal transition appends a task's webhook event to (when it has a
+   * callback_url); @app/webhooks relays it into its delivery queue.
+   */
+  webhookOutboxKey(): string {
+    return redisKey(this.prefix, ...WEBHOOK_OUTBOX_PARTS);
   }
 
   async create(task: NewTask): Promise<TaskRecord> {

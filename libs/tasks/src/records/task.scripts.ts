@@ -43,10 +43,16 @@ redis.call('SADD', k('projects', 'active'), pid)
 return 1
 `;
 
+/** Stream of webhook events written by TRANSITION_TASK (the outbox), relayed by @app/webhooks. */
+export const WEBHOOK_OUTBOX_PARTS = ['webhooks', 'outbox'] as const;
+
 /**
  * KEYS: task hash, progress hash. ARGV: prefix, to, allowed-from (comma list), now_iso,
  * expected run id ('' = any), JSON object of fields to set, JSON array of fields to delete.
  * Returns the previous status; error replies NOT_FOUND, ILLEGAL <status>, STALE_RUN.
+ * A task with a callback_url that becomes completed/failed/cancelled gets its webhook event in
+ * the outbox stream and its `webhook` state set to pending, in the same atomic step (no event
+ * is lost between the transition and its delivery queue). The event snapshots the outcome.
  */
 export const TRANSITION_TASK = `${COMMON}
 local to, allowed, now, run = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -79,6 +85,20 @@ if from ~= to then
     redis.call('SADD', k('projects', 'active'), pid)
   end
   redis.call('HSET', pk, 'last_activity', now)
+end
+if from ~= to and terminal(to) then
+  local w = redis.call('HMGET', KEYS[1], 'callback_url', 'retries', 'result', 'error', 'completed_at')
+  if w[1] and w[1] ~= '' then
+    local id = string.sub(KEYS[1], #k('tasks') + 2)
+    local retries = w[2] or '0'
+    local msg = 'msg_' .. id .. '_' .. to .. '_' .. retries
+    local event = 'task.' .. to
+    redis.call('HSET', KEYS[1], 'webhook',
+      cjson.encode({id = msg, event = event, state = 'pending', attempts = 0}))
+    redis.call('XADD', k('webhooks', 'outbox'), 'MAXLEN', '~', 1000000, '*',
+      'webhook_id', msg, 'event', event, 'task_id', id, 'project_id', pid, 'status', to,
+      'retries', retries, 'result', w[3] or '', 'error', w[4] or '', 'completed_at', w[5] or '')
+  end
 end
 if terminal(to) then
   redis.call('EXPIRE', KEYS[2], 3600)

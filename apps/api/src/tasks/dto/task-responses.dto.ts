@@ -1,5 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { TASK_STATUSES, type TaskStatus } from '@app/tasks';
+import {
+  TASK_STATUSES,
+  type TaskStatus,
+  type WebhookDeliveryState,
+  type WebhookEventName,
+} from '@app/tasks';
 
 export class SubmitTaskResponseDto {
   @ApiProperty({ format: 'uuid' }) task_id!: string;
@@ -31,6 +36,23 @@ export class TaskResultDto {
   metadata!: Record<string, unknown>;
 }
 
+export class TaskWebhookDto {
+  @ApiProperty({ enum: ['task.completed', 'task.failed', 'task.cancelled'] })
+  event!: WebhookEventName;
+  @ApiProperty({
+    enum: ['pending', 'delivered', 'failed'],
+    description: 'pending: not yet delivered, attempts left; failed: given up',
+  })
+  state!: WebhookDeliveryState;
+  @ApiProperty({ description: 'POSTs made so far' }) attempts!: number;
+  @ApiProperty({ type: Number, nullable: true, description: 'HTTP status of the last attempt' })
+  last_status!: number | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) delivered_at!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  next_attempt_at!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: 'HTTP 500' }) last_error!: string | null;
+}
+
 export class TaskStatusResponseDto {
   @ApiProperty({ format: 'uuid' }) task_id!: string;
   @ApiProperty() project_id!: string;
@@ -41,6 +63,12 @@ export class TaskStatusResponseDto {
   @ApiProperty({ type: String, nullable: true }) error!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) started_at!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) completed_at!: string | null;
+  @ApiProperty({
+    type: TaskWebhookDto,
+    nullable: true,
+    description: 'Delivery of the webhook for how the task ended; null without callback_url',
+  })
+  webhook!: TaskWebhookDto | null;
 }
 
 export class TaskListItemDto {
