@@ -182,11 +182,21 @@ export class TaskLifecycleService {
     } catch (err) {
       // A record without a job would wait forever: fail it so it can be retried.
       await this.tasks
-        .transition(task.task_id, 'failed', {
-          error: `could not be queued: ${(err as Error).message}`,
-          completed_at: new Date().toISOString(),
-        })
-        .catch(() => undefined);
+        .transition(
+          task.task_id,
+          'failed',
+          {
+            error: `could not be queued: ${(err as Error).message}`,
+            completed_at: new Date().toISOString(),
+          },
+          // Not a transition a run makes (processing → failed): the task never left the queue.
+          { from: ['queued'] },
+        )
+        .catch((transitionErr: Error) =>
+          this.logger.error(
+            `task_id=${task.task_id} project_id=${task.project_id} could not be marked failed: ${transitionErr.message}`,
+          ),
+        );
       throw err;
     }
   }
