@@ -15,8 +15,8 @@ describe('TaskLifecycleService', () => {
   let tasks: TaskRepository;
   const queue = {
     enqueue: jest.fn<Promise<void>, unknown[]>(),
-    backlog: jest.fn(() => Promise.resolve(0)),
-    position: jest.fn(() => Promise.resolve(1)),
+    backlogLimit: jest.fn(() => ({ keys: ['bl:w', 'bl:p', 'bl:d'], max: 10 })),
+    positionKeys: jest.fn(() => ({ wait: 'bl:w', prioritized: 'bl:p' })),
     remove: jest.fn(() => Promise.resolve(true)),
   };
 

@@ -7,12 +7,7 @@ import { CancelBus } from './queue/cancel-bus';
 import type { TaskPriority } from './queues';
 import type { TaskRecord } from './records/task.record';
 import { TaskRepository, TransitionError } from './records/task.repository';
-import {
-  QueueFullError,
-  TaskConflictError,
-  TaskNotFoundError,
-  TaskValidationError,
-} from './task-errors';
+import { TaskConflictError, TaskNotFoundError, TaskValidationError } from './task-errors';
 import { httpUrlsIn, s3ReferenceProblems } from './task-types/input-url.validator';
 import { validateTaskData } from './task-types/task-data.validator';
 import { TaskDefinitions } from './task-types/task-definitions';
@@ -63,27 +58,31 @@ export class TaskLifecycleService {
     if (refProblems.length > 0) throw new TaskValidationError(refProblems);
     const urlProblems = await this.unsafeUrls(data, input.callback_url ?? null);
     if (urlProblems.length > 0) throw new TaskValidationError(urlProblems);
-    if ((await this.queues.backlog(def.queue)) >= this.config.tasks.queueMaxSize) {
-      throw new QueueFullError(def.queue, 30);
-    }
     const taskId = randomUUID();
     const jobId = TaskQueueService.jobId(taskId, 0);
-    const record = await this.tasks.create({
-      task_id: taskId,
-      project_id: input.project_id,
-      task_type: def.type,
-      priority: input.priority,
-      task_data: { ...data } as Record<string, unknown>,
-      callback_url: input.callback_url ?? null,
-      metadata: input.metadata ?? null,
-      estimated_duration: def.estimateDuration(data),
-      queue: def.queue,
-      job_id: jobId,
-      created_at: new Date(),
-    });
+    const record = await this.tasks.create(
+      {
+        task_id: taskId,
+        project_id: input.project_id,
+        task_type: def.type,
+        priority: input.priority,
+        task_data: { ...data } as Record<string, unknown>,
+        callback_url: input.callback_url ?? null,
+        metadata: input.metadata ?? null,
+        estimated_duration: def.estimateDuration(data),
+        queue: def.queue,
+        job_id: jobId,
+        created_at: new Date(),
+      },
+      // QUEUE_MAX_SIZE is checked in the same step as the create: no second round trip, no race.
+      this.queues.backlogLimit(def.queue),
+    );
     await this.enqueueOrFail(record, jobId);
-    record.queue_position = await this.queues.position(def.queue, jobId);
-    await this.tasks.setQueuePosition(taskId, record.queue_position);
+    record.queue_position = await this.tasks.recordQueuePosition(
+      taskId,
+      this.queues.positionKeys(def.queue),
+      jobId,
+    );
     this.logger.log(
       `task_id=${taskId} project_id=${record.project_id} submitted ${def.type} to ${def.queue} priority=${record.priority}`,
     );
@@ -164,8 +163,11 @@ export class TaskLifecycleService {
     await this.queues.remove(task.queue, task.job_id);
     const queued = await this.get(scope, taskId);
     await this.enqueueOrFail(queued, jobId);
-    queued.queue_position = await this.queues.position(queued.queue, jobId);
-    await this.tasks.setQueuePosition(taskId, queued.queue_position);
+    queued.queue_position = await this.tasks.recordQueuePosition(
+      taskId,
+      this.queues.positionKeys(queued.queue),
+      jobId,
+    );
     this.logger.log(`task_id=${taskId} project_id=${task.project_id} retried (retry ${retries})`);
     return queued;
   }

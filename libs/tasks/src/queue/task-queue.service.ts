@@ -1,9 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import type { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { QueueName, toBullPriority, type TaskPriority } from '../queues';
+import type { QueueBacklog, QueuePositionKeys } from '../records/task.repository';
 
 /** What a job carries: the record in Redis holds everything else. */
 export interface TaskJobData {
@@ -23,7 +23,6 @@ export class TaskQueueService {
     @InjectQueue(QueueName.GpuHeavy) heavy: Queue<TaskJobData>,
     @InjectQueue(QueueName.GpuMedium) medium: Queue<TaskJobData>,
     @InjectQueue(QueueName.CpuIntensive) cpu: Queue<TaskJobData>,
-    @Inject(Redis) private readonly redis: Redis,
     private readonly config: AppConfig,
   ) {
     this.queues = {
@@ -63,28 +62,17 @@ export class TaskQueueService {
     return `${this.config.redis.prefix}:${BULL_PREFIX_PART}:${queue}:${part}`;
   }
 
-  /**
-   * 1-based rank among the queue's waiting jobs (jobs without priority run first, then the
-   * prioritized set in order), or 0 when the job is no longer waiting.
-   */
-  async position(queue: QueueName, jobId: string): Promise<number> {
-    const [[, plain], [, rank]] = (await this.redis
-      .multi()
-      .llen(this.key(queue, 'wait'))
-      .zrank(this.key(queue, 'prioritized'), jobId)
-      .exec()) as [[null, number], [null, number | null]];
-    return rank === null ? 0 : plain + rank + 1;
+  /** The queue's waiting-job keys and QUEUE_MAX_SIZE, for the create step's backlog check. */
+  backlogLimit(queue: QueueName): QueueBacklog {
+    return {
+      keys: [this.key(queue, 'wait'), this.key(queue, 'prioritized'), this.key(queue, 'delayed')],
+      max: this.config.tasks.queueMaxSize,
+    };
   }
 
-  /** Jobs waiting to start (delayed retries included). */
-  async backlog(queue: QueueName): Promise<number> {
-    const [[, wait], [, prioritized], [, delayed]] = (await this.redis
-      .multi()
-      .llen(this.key(queue, 'wait'))
-      .zcard(this.key(queue, 'prioritized'))
-      .zcard(this.key(queue, 'delayed'))
-      .exec()) as [[null, number], [null, number], [null, number]];
-    return wait + prioritized + delayed;
+  /** The keys a job's rank is read from. */
+  positionKeys(queue: QueueName): QueuePositionKeys {
+    return { wait: this.key(queue, 'wait'), prioritized: this.key(queue, 'prioritized') };
   }
 
   /** Removes a job that has not started; a job a worker holds stays (the worker sees the cancel). */

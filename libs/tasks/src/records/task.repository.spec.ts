@@ -3,6 +3,7 @@ import { cleanRedis, testConfig } from '@app/testing';
 import { ProjectRepository } from '@app/projects';
 import { Redis } from 'ioredis';
 import { QueueName } from '../queues';
+import { QueueFullError } from '../task-errors';
 import { TaskRepository, TransitionError } from './task.repository';
 
 /** Against the real Redis, under a prefix of its own. */
@@ -126,6 +127,36 @@ describe('TaskRepository', () => {
     });
     expect(queuedImages.tasks.map((t) => t.task_id)).toEqual([ids[2], ids[0]]);
     expect((await repo.list('proj_list', { page: 9, limit: 10 })).tasks).toEqual([]);
+  });
+
+  it('refuses a create when the queue holds its limit, in the same step, storing nothing', async () => {
+    const wait = `${config.redis.prefix}:bl:wait`;
+    const prioritized = `${config.redis.prefix}:bl:prioritized`;
+    const delayed = `${config.redis.prefix}:bl:delayed`;
+    await redis.rpush(wait, 'j1');
+    await redis.zadd(prioritized, 1, 'j2');
+    await redis.zadd(delayed, 1, 'j3');
+    const id = randomUUID();
+    const task = {
+      task_id: id,
+      project_id: 'proj_full',
+      task_type: 'generate_image',
+      priority: 2 as const,
+      task_data: {},
+      estimated_duration: 1,
+      queue: QueueName.GpuMedium,
+      job_id: id,
+      created_at: new Date(),
+    };
+    const full = { keys: [wait, prioritized, delayed] as [string, string, string], max: 3 };
+    await expect(repo.create(task, full)).rejects.toBeInstanceOf(QueueFullError);
+    expect(await repo.get(id)).toBeNull();
+    expect((await repo.list('proj_full', { page: 1, limit: 10 })).total).toBe(0);
+    await repo.create(task, { ...full, max: 4 });
+    expect((await repo.get(id))?.status).toBe('queued');
+    expect(await repo.recordQueuePosition(id, { wait, prioritized }, 'j2')).toBe(2);
+    expect((await repo.get(id))?.queue_position).toBe(2);
+    expect(await repo.recordQueuePosition(id, { wait, prioritized }, 'gone')).toBe(0);
   });
 
   describe('webhook outbox', () => {

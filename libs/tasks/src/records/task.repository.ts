@@ -6,11 +6,13 @@ import type { QueueName, TaskPriority } from '../queues';
 import { parseTaskHash, type TaskRecord, type TaskResultRecord } from './task.record';
 import {
   CREATE_TASK,
+  RECORD_QUEUE_POSITION,
   REPORT_PROGRESS,
   TRANSITION_TASK,
   WEBHOOK_OUTBOX_PARTS,
 } from './task.scripts';
 import { allowedFrom, type TaskStatus } from './task-status';
+import { QueueFullError } from '../task-errors';
 
 export interface NewTask {
   task_id: string;
@@ -25,6 +27,20 @@ export interface NewTask {
   job_id: string;
   created_at: Date;
 }
+
+/** BullMQ keys of a queue's waiting jobs, and the most it may hold (QUEUE_MAX_SIZE). */
+export interface QueueBacklog {
+  keys: [wait: string, prioritized: string, delayed: string];
+  max: number;
+}
+
+export interface QueuePositionKeys {
+  wait: string;
+  prioritized: string;
+}
+
+/** Seconds a client is told to wait when a queue is full. */
+export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
 export interface TaskListQuery {
   status?: TaskStatus;
@@ -64,7 +80,13 @@ export class TransitionError extends Error {
 }
 
 interface ScriptedRedis extends Redis {
-  amsCreateTask(key: string, ...args: Array<string | number>): Promise<number>;
+  amsCreateTask(...keysAndArgs: Array<string | number>): Promise<number>;
+  amsRecordQueuePosition(
+    taskKey: string,
+    wait: string,
+    prioritized: string,
+    jobId: string,
+  ): Promise<number>;
   amsTransitionTask(taskKey: string, progressKey: string, ...args: string[]): Promise<string>;
   amsReportProgress(
     taskKey: string,
@@ -87,7 +109,11 @@ export class TaskRepository {
     this.redis = redis as ScriptedRedis;
     // defineCommand is idempotent per client; EVALSHA with a fallback to EVAL.
     if (!('amsCreateTask' in redis)) {
-      redis.defineCommand('amsCreateTask', { numberOfKeys: 1, lua: CREATE_TASK });
+      redis.defineCommand('amsCreateTask', { numberOfKeys: 4, lua: CREATE_TASK });
+      redis.defineCommand('amsRecordQueuePosition', {
+        numberOfKeys: 3,
+        lua: RECORD_QUEUE_POSITION,
+      });
       redis.defineCommand('amsTransitionTask', { numberOfKeys: 2, lua: TRANSITION_TASK });
       redis.defineCommand('amsReportProgress', { numberOfKeys: 2, lua: REPORT_PROGRESS });
     }
@@ -109,7 +135,11 @@ export class TaskRepository {
     return redisKey(this.prefix, ...WEBHOOK_OUTBOX_PARTS);
   }
 
-  async create(task: NewTask): Promise<TaskRecord> {
+  /**
+   * Creates the record, its indexes and counters in one step. With `backlog`, refuses (QueueFullError)
+   * when the queue's waiting jobs (wait + prioritized + delayed) already reach `max`.
+   */
+  async create(task: NewTask, backlog?: QueueBacklog): Promise<TaskRecord> {
     const now = task.created_at.toISOString();
     const fields: Record<string, string> = {
       task_id: task.task_id,
@@ -132,16 +162,27 @@ export class TaskRepository {
       attempts: '0',
       retries: '0',
     };
-    await this.redis.amsCreateTask(
-      this.taskKey(task.task_id),
-      this.prefix,
-      task.task_id,
-      task.project_id,
-      task.task_type,
-      task.created_at.getTime(),
-      now,
-      ...Object.entries(fields).flat(),
-    );
+    const none = redisKey(this.prefix, 'none');
+    const keys = backlog?.keys ?? [none, none, none];
+    try {
+      await this.redis.amsCreateTask(
+        this.taskKey(task.task_id),
+        ...keys,
+        this.prefix,
+        task.task_id,
+        task.project_id,
+        task.task_type,
+        task.created_at.getTime(),
+        now,
+        backlog ? backlog.max : -1,
+        ...Object.entries(fields).flat(),
+      );
+    } catch (err) {
+      if ((err as Error).message?.includes('QUEUE_FULL')) {
+        throw new QueueFullError(task.queue, QUEUE_FULL_RETRY_AFTER_SECONDS);
+      }
+      throw err;
+    }
     return parseTaskHash(fields)!;
   }
 
@@ -159,8 +200,20 @@ export class TaskRepository {
     return task;
   }
 
-  async setQueuePosition(taskId: string, position: number): Promise<void> {
-    await this.redis.hset(this.taskKey(taskId), 'queue_position', String(position));
+  /** Reads the job's rank in its queue and stores it as the record's queue_position (one step). */
+  async recordQueuePosition(
+    taskId: string,
+    keys: QueuePositionKeys,
+    jobId: string,
+  ): Promise<number> {
+    return Number(
+      await this.redis.amsRecordQueuePosition(
+        this.taskKey(taskId),
+        keys.wait,
+        keys.prioritized,
+        jobId,
+      ),
+    );
   }
 
   /**

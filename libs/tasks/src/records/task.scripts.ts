@@ -21,13 +21,20 @@ end
 `;
 
 /**
- * KEYS: task hash. ARGV: prefix, task_id, project_id, task_type, created_ms, now_iso,
- * then field/value pairs of the new hash. Error reply EXISTS when the id is taken.
+ * KEYS: task hash, then the queue's wait list, prioritized and delayed sets (BullMQ's keys).
+ * ARGV: prefix, task_id, project_id, task_type, created_ms, now_iso, backlog limit (-1: none),
+ * then field/value pairs of the new hash. Error replies EXISTS when the id is taken, QUEUE_FULL
+ * when the queue already holds the limit of waiting jobs (checked in the same step as the create).
  */
 export const CREATE_TASK = `${COMMON}
 local id, pid, ttype, score, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local limit = tonumber(ARGV[7])
+if limit >= 0 then
+  local backlog = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4])
+  if backlog >= limit then return redis.error_reply('QUEUE_FULL') end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS') end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('ZADD', k('tasks', 'by_project', pid), score, id)
 redis.call('ZADD', k('tasks', 'by_project', pid, 'type', ttype), score, id)
 index_status(pid, ttype, 'queued', id, score, true)
@@ -128,4 +135,17 @@ end
 redis.call('HSET', KEYS[2], 'task_id', string.sub(KEYS[1], #k('tasks') + 2),
   'progress', p, 'current_step', step, 'updated_at', now)
 return {'processing', p}
+`;
+
+/**
+ * KEYS: task hash, the queue's wait list, its prioritized set. ARGV: job id.
+ * The job's 1-based rank among waiting jobs (plain ones run first, then the prioritized set in
+ * order), 0 when it is not waiting; stored in the record as `queue_position` and returned.
+ */
+export const RECORD_QUEUE_POSITION = `
+local rank = redis.call('ZRANK', KEYS[3], ARGV[1])
+local position = 0
+if rank then position = redis.call('LLEN', KEYS[2]) + rank + 1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'queue_position', position) end
+return position
 `;
