@@ -8,14 +8,17 @@ import { LoggingModule } from '@app/observability';
 import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
 import { TasksModule, type QueueName } from '@app/tasks';
+import { WebhooksModule } from '@app/webhooks';
 import { WORKER_OPERATIONS_PROVIDERS } from './health/worker-health.server';
 import { WorkerHeartbeatService } from './heartbeat/worker-heartbeat.service';
 import { PROCESSOR_MODULES } from './processors';
 import { CancelWatcher } from './runtime/cancel-watcher';
+import { EventLoopWatch } from './runtime/event-loop.watch';
 import { ProcessorRegistry } from './runtime/processor.registry';
 import { queueConsumer } from './runtime/queue-consumer';
 import { TaskEvents } from './runtime/task-events';
 import { TaskRunner } from './runtime/task-runner';
+import { WorkerShutdownService } from './runtime/worker-shutdown.service';
 
 /** The worker: consumers of the queues in WORKER_QUEUES, the runner and every processor. */
 @Module({})
@@ -31,6 +34,7 @@ export class WorkerModule {
         StorageModule,
         GpuModule,
         PayloadModule,
+        WebhooksModule,
         LoggingModule.forRoot(config, 'worker'),
         TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
         ...PROCESSOR_MODULES,
@@ -40,11 +44,13 @@ export class WorkerModule {
         TaskRunner,
         TaskEvents,
         CancelWatcher,
+        WorkerShutdownService,
+        EventLoopWatch,
         WorkerHeartbeatService,
         ...WORKER_OPERATIONS_PROVIDERS,
-        ...config.worker.queues.map((q) => queueConsumer(q as QueueName)),
+        ...config.worker.queues.map((q) => queueConsumer(q as QueueName, config)),
       ],
-      exports: [TaskRunner, ProcessorRegistry, TaskEvents],
+      exports: [TaskRunner, ProcessorRegistry, TaskEvents, WorkerShutdownService],
     };
   }
 }

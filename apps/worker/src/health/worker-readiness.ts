@@ -29,6 +29,11 @@ export class WorkerReadiness implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   beforeApplicationShutdown(): void {
+    this.markStopping();
+  }
+
+  /** Shutdown has begun (a signal, before Nest's own hooks): no longer ready. */
+  markStopping(): void {
     this.current = 'stopping';
   }
 

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { PayloadClient, payloadMediaType } from '@app/payload';
 import { isKeyInProject, mediaOutputKey, type MediaFolder } from '@app/projects';
@@ -15,7 +15,7 @@ import {
   type TaskRecord,
   type TaskResultRecord,
 } from '@app/tasks';
-import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { ProcessorRegistry } from './processor.registry';
 import {
   classifyError,
@@ -26,12 +26,15 @@ import {
 } from './task-errors';
 import { TaskEvents } from './task-events';
 import type { RunningTask, TaskOutput } from './task-processor';
+import { STALLED_LIMIT_REASON, WorkerShutdownError } from './worker-shutdown.errors';
 
 /** A run in this process, reachable by task id for cancels. */
 interface ActiveRun {
   readonly runId: string;
   readonly projectId: string;
   readonly controller: AbortController;
+  /** Settles once the run has recorded its outcome (or handed the task back). */
+  readonly finished: Promise<void>;
 }
 
 /** The output of a run that reached storage, and whether the record already points at it. */
@@ -50,10 +53,12 @@ const PROGRESS_MIN_INTERVAL_MS = 200;
  * compute.
  */
 @Injectable()
-export class TaskRunner implements OnModuleDestroy {
+export class TaskRunner {
   private readonly logger = new Logger(TaskRunner.name);
   private readonly active = new Map<string, ActiveRun>();
   private completed = 0;
+  /** Set when the worker shuts down past its grace: every run, even one starting now, goes back. */
+  private handingBack = false;
 
   constructor(
     private readonly tasks: TaskRepository,
@@ -93,8 +98,56 @@ export class TaskRunner implements OnModuleDestroy {
     }
   }
 
-  onModuleDestroy(): void {
-    for (const taskId of this.active.keys()) this.abort(taskId, new Error('worker shutting down'));
+  /**
+   * Shutdown past the grace period: stops every run of this process and hands its task back to
+   * the queue (record `queued`, job back to wait, no attempt charged); runs that start from now
+   * on are handed back at once. Resolves when every run has settled.
+   */
+  async handBackAll(): Promise<void> {
+    this.handingBack = true;
+    const runs = [...this.active.entries()];
+    for (const [taskId] of runs) this.abort(taskId, new WorkerShutdownError());
+    await Promise.all(runs.map(([, run]) => run.finished));
+  }
+
+  /**
+   * BullMQ failed a job because its worker was lost more than maxStalledCount times (it fails
+   * such a job when it is next fetched, without running it). The task would otherwise stay
+   * queued or processing for ever: it is failed with a reason the user can act on (a manual
+   * retry starts it afresh).
+   */
+  async jobLost(job: Job<TaskJobData>, err: Error): Promise<void> {
+    if (err.message !== STALLED_LIMIT_REASON) return;
+    const taskId = job.data.task_id;
+    const task = await this.tasks.get(taskId);
+    if (
+      !task ||
+      task.job_id !== job.id ||
+      (task.status !== 'queued' && task.status !== 'processing')
+    )
+      return;
+    const message =
+      `the worker running this task was lost ${job.stalledCounter} times (killed, or its ` +
+      'event loop blocked past the job lock); giving up';
+    try {
+      await this.tasks.transition(
+        taskId,
+        'failed',
+        { error: message, completed_at: new Date().toISOString() },
+        { from: ['queued', 'processing'] },
+      );
+    } catch (transitionErr) {
+      if (transitionErr instanceof TransitionError) return;
+      throw transitionErr;
+    }
+    this.logger.error(`task_id=${taskId} project_id=${task.project_id} failed: ${message}`);
+    this.events.emit({
+      type: 'failed',
+      task,
+      attempt: task.attempts,
+      durationMs: 0,
+      errorClass: 'default',
+    });
   }
 
   async run(
@@ -121,8 +174,15 @@ export class TaskRunner implements OnModuleDestroy {
       throw new UnrecoverableError(`no processor for task type ${task.task_type} on this worker`);
     }
 
+    if (this.handingBack) return this.requeue(job, token, `${log} handed back before it started`);
+
     const attempt = task.attempts + 1;
     const runId = `${job.id}#${attempt}`;
+    if (task.status === 'processing') {
+      this.logger.warn(
+        `${log} taking over run ${task.run_id ?? '?'} of a lost worker (job ${job.id})`,
+      );
+    }
     try {
       await this.tasks.transition(
         taskId,
@@ -146,7 +206,10 @@ export class TaskRunner implements OnModuleDestroy {
     }
 
     const controller = new AbortController();
-    this.active.set(taskId, { runId, projectId: task.project_id, controller });
+    let settle!: () => void;
+    const finished = new Promise<void>((resolve) => (settle = resolve));
+    this.active.set(taskId, { runId, projectId: task.project_id, controller, finished });
+    if (this.handingBack) controller.abort(new WorkerShutdownError());
     const onJobAbort = () => controller.abort(jobSignal?.reason ?? new TaskCancelledError());
     jobSignal?.addEventListener('abort', onJobAbort, { once: true });
     const limit = Math.min(def.timeoutSeconds ?? Infinity, this.config.tasks.timeoutSeconds);
@@ -237,6 +300,7 @@ export class TaskRunner implements OnModuleDestroy {
       clearTimeout(timer);
       jobSignal?.removeEventListener('abort', onJobAbort);
       this.active.delete(taskId);
+      settle();
     }
   }
 
@@ -332,6 +396,9 @@ export class TaskRunner implements OnModuleDestroy {
       this.events.emit({ type: 'cancelled', task, attempt, durationMs });
       return 'cancelled';
     }
+    if (reason instanceof WorkerShutdownError) {
+      return this.handBack(job, token, task, runId, attempt, stored);
+    }
     const cls = classifyError(reason);
     const message = errorMessage(reason);
     const retriesLeft = this.config.tasks.maxRetryAttempts - (attempt - 1);
@@ -389,6 +456,51 @@ export class TaskRunner implements OnModuleDestroy {
     this.logger.error(`${log} failed (${cls}, attempt ${attempt}): ${message}`);
     this.events.emit({ type: 'failed', task, attempt, durationMs, errorClass: cls });
     throw new UnrecoverableError(message);
+  }
+
+  /**
+   * A run stopped by the worker's shutdown: the task goes back to `queued` with the attempt
+   * uncharged, and its job straight back to wait, so another worker starts it at once. A
+   * recorded output stays for that run to resume from; an unrecorded one is made again.
+   */
+  private async handBack(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    task: TaskRecord,
+    runId: string,
+    attempt: number,
+    stored?: StoredOutput,
+  ): Promise<string> {
+    const log = `task_id=${task.task_id} project_id=${task.project_id}`;
+    if (stored && !stored.recorded) await this.deleteQuietly(task, stored.key);
+    try {
+      await this.tasks.transition(
+        task.task_id,
+        'queued',
+        {
+          run_id: null,
+          attempts: attempt - 1,
+          progress: 0,
+          current_step: 'requeued_after_shutdown',
+        },
+        { runId, from: ['processing'] },
+      );
+    } catch (transitionErr) {
+      if (transitionErr instanceof TransitionError) return 'cancelled';
+      throw transitionErr;
+    }
+    return this.requeue(job, token, `${log} handed back to the queue: worker shutting down`);
+  }
+
+  /** Moves the job from active straight back to wait (its priority kept). */
+  private async requeue(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    message: string,
+  ): Promise<never> {
+    await job.moveToWait(token);
+    this.logger.warn(message);
+    throw new WaitingError();
   }
 
   /**

@@ -58,6 +58,8 @@ export const testSleepLog = {
   runs: new Map<string, number>(),
   aborted: new Set<string>(),
   finished: new Set<string>(),
+  /** Called as a run starts and as it finishes (a child worker process reports them). */
+  onRun: undefined as ((taskId: string, event: 'start' | 'finish') => void) | undefined,
   reset() {
     this.runs.clear();
     this.aborted.clear();
@@ -69,6 +71,7 @@ class SleepBase implements TaskProcessor<TestSleepTaskData> {
   async process(task: RunningTask<TestSleepTaskData>): Promise<TaskOutput> {
     const run = (testSleepLog.runs.get(task.taskId) ?? 0) + 1;
     testSleepLog.runs.set(task.taskId, run);
+    testSleepLog.onRun?.(task.taskId, 'start');
     const {
       duration_ms,
       steps = 10,
@@ -99,6 +102,7 @@ class SleepBase implements TaskProcessor<TestSleepTaskData> {
       await new Promise((r) => setTimeout(r, duration_ms / steps));
     }
     testSleepLog.finished.add(task.taskId);
+    testSleepLog.onRun?.(task.taskId, 'finish');
     return {
       media: {
         kind: 'buffer',
