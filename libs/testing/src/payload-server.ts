@@ -104,7 +104,7 @@ export class TestPayloadServer {
         id: this.nextId++,
         fields: JSON.parse(payload) as Record<string, unknown>,
         file: {
-          filename: (file).name,
+          filename: file.name,
           mimeType: file.type,
           data: Buffer.from(await file.arrayBuffer()),
         },
