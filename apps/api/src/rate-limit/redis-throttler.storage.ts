@@ -9,12 +9,20 @@ import type { Redis } from 'ioredis';
  * library names keys `{key:name}:hits`, outside any prefix, so `increment` builds them here and
  * runs the library's script.
  */
+type RateLimitRedis = Redis & {
+  amsRateLimitHit(hits: string, blocked: string, ...args: Array<string | number>): Promise<unknown>;
+};
+
 export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
   constructor(
     redis: Redis,
     private readonly prefix: string,
   ) {
     super(redis);
+    // EVALSHA of the library's script (EVAL would send and hash its whole text on every submit).
+    if (!('amsRateLimitHit' in redis)) {
+      redis.defineCommand('amsRateLimitHit', { numberOfKeys: 2, lua: this.scriptSrc });
+    }
   }
 
   override async increment(
@@ -25,10 +33,7 @@ export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
     const base = redisKey(this.prefix, 'ratelimit', throttlerName, key);
-    const results: unknown = await this.redis.call(
-      'eval',
-      this.scriptSrc,
-      2,
+    const results: unknown = await (this.redis as RateLimitRedis).amsRateLimitHit(
       `${base}:hits`,
       `${base}:blocked`,
       throttlerName,
