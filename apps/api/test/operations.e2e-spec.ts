@@ -1,9 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { freePort, TEST_API_KEY, waitFor } from '@app/testing';
+import { PrivateRedisServer, TEST_API_KEY, waitFor } from '@app/testing';
 import {
   TEST_SLEEP_TASK,
   TEST_TIMEOUT_TASK,
@@ -181,46 +176,15 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
 });
 
 describe('operations: readiness follows Redis without a restart', () => {
-  let redis: ChildProcess | undefined;
-  let port: number;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-redis-'));
-
-  async function startRedis(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { cwd: dir, stdio: 'ignore' },
-    );
-    redis = child;
-    await waitFor(
-      async () => {
-        const ok = await new Promise<boolean>((resolve) => {
-          const socket = connect(port, '127.0.0.1');
-          socket.once('connect', () => (socket.destroy(), resolve(true)));
-          socket.once('error', () => resolve(false));
-        });
-        return ok || undefined;
-      },
-      { timeoutMs: 5000, what: 'redis-server to listen' },
-    );
-  }
-
-  async function stopRedis(): Promise<void> {
-    const child = redis;
-    redis = undefined;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  }
-
+  const redis = new PrivateRedisServer();
+  const startRedis = () => redis.start();
+  const stopRedis = () => redis.stop();
   let service: TestService;
 
   beforeAll(async () => {
-    port = await freePort();
     await startRedis();
     service = new TestService({
-      env: { REDIS_URL: `redis://127.0.0.1:${port}` },
+      env: { REDIS_URL: redis.url },
       workerHealth: true,
     });
     await service.start();

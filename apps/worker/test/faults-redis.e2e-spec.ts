@@ -1,10 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, waitFor } from '@app/testing';
+import { PrivateRedisServer, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { SHUTDOWN_EXIT_MARGIN_MS } from '../src/runtime/worker-shutdown.service';
 import {
@@ -28,58 +26,19 @@ async function get(url: string) {
  * on a free port: killing every client there touches no other test.
  */
 describe('Redis faults: connections killed, Redis restarted', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-redis-faults-'));
-  let port: number;
-  let redisServer: ChildProcess | undefined;
+  const redisServer = new PrivateRedisServer({ persistent: true });
   let service: TestService;
 
-  async function startRedis(): Promise<void> {
-    redisServer = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--dir',
-        dir,
-      ],
-      { cwd: dir, stdio: 'ignore' },
-    );
-    await waitFor(
-      async () =>
-        (await new Promise<boolean>((resolve) => {
-          const socket = connect(port, '127.0.0.1');
-          socket.once('connect', () => (socket.destroy(), resolve(true)));
-          socket.once('error', () => resolve(false));
-        })) || undefined,
-      { timeoutMs: 5000, what: 'redis-server to listen' },
-    );
-  }
-
-  async function stopRedis(): Promise<void> {
-    const child = redisServer;
-    redisServer = undefined;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  }
+  const startRedis = () => redisServer.start();
+  const stopRedis = () => redisServer.stop();
 
   beforeAll(async () => {
-    port = await freePort();
     await startRedis();
     service = new TestService({
       extraDefinitions: [TEST_SLEEP_TASK, TEST_TIMEOUT_TASK],
       extraWorkerModules: [TestProcessorsModule],
       workerHealth: true,
-      env: { REDIS_URL: `redis://127.0.0.1:${port}`, WORKER_CONCURRENCY_CPU_INTENSIVE: '2' },
+      env: { REDIS_URL: redisServer.url, WORKER_CONCURRENCY_CPU_INTENSIVE: '2' },
     });
     await service.start();
   });
@@ -124,7 +83,7 @@ describe('Redis faults: connections killed, Redis restarted', () => {
       what: 'two runs to start',
     });
 
-    const admin = new Redis(port, '127.0.0.1');
+    const admin = new Redis(redisServer.url);
     const killed =
       Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'normal')) +
       Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
@@ -174,34 +133,14 @@ describe('Redis faults: connections killed, Redis restarted', () => {
   });
 });
 
-/** A redis-server of this test alone (no data kept), for a worker process to lose. */
-async function privateRedis(dir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { cwd: dir, stdio: 'ignore' },
-  );
-  await waitFor(
-    async () =>
-      (await new Promise<boolean>((resolve) => {
-        const socket = connect(port, '127.0.0.1');
-        socket.once('connect', () => (socket.destroy(), resolve(true)));
-        socket.once('error', () => resolve(false));
-      })) || undefined,
-    { timeoutMs: 5000, what: 'redis-server to listen' },
-  );
-  return child;
-}
-
 describe('worker process shutdown without Redis', () => {
   it('SIGTERM while Redis is away: the process still exits within grace + 5 s', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-redis-gone-'));
-    const port = await freePort();
-    const redis = await privateRedis(dir, port);
-    const redisExited = new Promise((resolve) => redis.once('exit', resolve));
+    const redis = new PrivateRedisServer();
+    await redis.start();
     const worker = new WorkerProcess(
       {
-        REDIS_URL: `redis://127.0.0.1:${port}`,
+        REDIS_URL: redis.url,
         WORKER_QUEUES: 'cpu_intensive',
         SHUTDOWN_GRACE: '1',
       },
@@ -209,8 +148,7 @@ describe('worker process shutdown without Redis', () => {
     );
     try {
       await worker.ready();
-      redis.kill('SIGKILL');
-      await redisExited;
+      await redis.stop();
       // Let every client notice the outage (they now retry and queue commands).
       await new Promise((r) => setTimeout(r, 500));
       const signalled = Date.now();
@@ -221,7 +159,7 @@ describe('worker process shutdown without Redis', () => {
       expect(exit.at - signalled).toBeLessThan(1000 + SHUTDOWN_EXIT_MARGIN_MS + 1500);
     } finally {
       await worker.kill();
-      if (redis.exitCode === null) redis.kill('SIGKILL');
+      await redis.stop();
     }
   });
 });

@@ -4,3 +4,4 @@ export * from './payload-server';
 export * from './s3-server';
 export * from './test-config';
 export * from './url-policies';
+export * from './redis-server';
