@@ -13,6 +13,8 @@ export interface TaskJobData {
 
 export const BULL_PREFIX_PART = 'bull';
 
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
 /** The queue producer: adds, removes and locates jobs. The worker consumes. */
 @Injectable()
 export class TaskQueueService {
@@ -30,6 +32,18 @@ export class TaskQueueService {
       [QueueName.GpuMedium]: medium,
       [QueueName.CpuIntensive]: cpu,
     };
+    // Without a listener BullMQ prints connection errors to the console, once per retry; they are
+    // logged here instead, at most once per queue every ERROR_LOG_INTERVAL_MS (readiness reports
+    // the outage itself).
+    for (const [name, queue] of Object.entries(this.queues)) {
+      let lastLogged = 0;
+      queue.on('error', (err: Error) => {
+        const now = Date.now();
+        if (now - lastLogged < ERROR_LOG_INTERVAL_MS) return;
+        lastLogged = now;
+        this.logger.warn(`queue ${name}: ${err.message}`);
+      });
+    }
   }
 
   queue(name: QueueName): Queue<TaskJobData> {
