@@ -123,9 +123,14 @@ describe('UrlPolicy', () => {
       expect(err.url).toBe('http://10.0.0.1/a');
     });
 
-    it('refuses a name that does not resolve', async () => {
+    it('refuses a name that does not resolve at submit; when fetching, it is a network error', async () => {
       const err = await refusal(policy.check('http://no-such-host.invalid/a', 'callback_url'));
       expect(err.message).toContain('does not resolve');
+      const later = await policy
+        .fetch('http://no-such-host.invalid/a', { field: 'callback_url' })
+        .catch((e: unknown) => e);
+      expect(later).not.toBeInstanceOf(UnsafeUrlError);
+      expect(JSON.stringify((later as { cause?: unknown }).cause ?? {})).toContain('ENOTFOUND');
     });
 
     it('refuses at fetch time too, before any byte is sent', async () => {

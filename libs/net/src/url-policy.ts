@@ -82,10 +82,15 @@ export class UrlPolicy implements OnModuleDestroy {
 
   /**
    * Checks a URL before it is used; throws UnsafeUrlError naming `field`. With `resolve` (the
-   * default) the host name is looked up: a name that does not exist or resolves to a refused
-   * address is refused. Other DNS failures pass: the connection is checked again anyway.
+   * default) the host name is looked up: a name that resolves to a refused address is refused,
+   * and so is one that does not exist unless `allowUnresolved`. Other DNS failures pass: the
+   * connection is checked again anyway.
    */
-  async check(url: string | URL, field: string, opts: { resolve?: boolean } = {}): Promise<URL> {
+  async check(
+    url: string | URL,
+    field: string,
+    opts: { resolve?: boolean; allowUnresolved?: boolean } = {},
+  ): Promise<URL> {
     let parsed: URL;
     try {
       parsed = typeof url === 'string' ? new URL(url) : url;
@@ -116,7 +121,9 @@ export class UrlPolicy implements OnModuleDestroy {
       addresses = await dns.promises.lookup(host, { all: true, verbatim: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTFOUND') throw new UnsafeUrlError(field, shown, `${host} does not resolve`);
+      if (code === 'ENOTFOUND' && !opts.allowUnresolved) {
+        throw new UnsafeUrlError(field, shown, `${host} does not resolve`);
+      }
       return parsed;
     }
     for (const { address } of addresses) {
@@ -133,7 +140,8 @@ export class UrlPolicy implements OnModuleDestroy {
    */
   async fetch(url: string | URL, init: SafeFetchInit): Promise<Response> {
     const { field, maxRedirects = 5, ...rest } = init;
-    let current = await this.check(url, field);
+    // A name that stopped resolving since submit is a network error here (retried), not a refusal.
+    let current = await this.check(url, field, { allowUnresolved: true });
     let request: RequestInit = rest;
     for (let hop = 0; ; hop++) {
       let response: Response;
@@ -164,7 +172,7 @@ export class UrlPolicy implements OnModuleDestroy {
       } catch {
         throw new UnsafeUrlError(field, shownUrl(current), 'redirect to an invalid URL');
       }
-      current = await this.check(next, field);
+      current = await this.check(next, field, { allowUnresolved: true });
       const method = (request.method ?? 'GET').toUpperCase();
       if (
         response.status === 303 ||
