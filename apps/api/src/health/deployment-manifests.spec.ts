@@ -5,6 +5,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { EnvSchema } from '@app/config';
 import type { TaskQueueService } from '@app/tasks';
 import { WORKER_HEALTH_PATHS } from '../../../worker/src/health/worker-health.paths';
+import { SHUTDOWN_EXIT_MARGIN_MS } from '../../../worker/src/runtime/worker-shutdown.service';
 import { ApiMetrics, QUEUE_STATES } from '../metrics/api-metrics.service';
 import { METRICS_PATH } from '../metrics/api-metrics.module';
 import { API_PREFIX } from '../setup-app';
@@ -102,6 +103,26 @@ describe('deployment files', () => {
     expect(dockerfile('worker').healthcheck).toContain(WORKER_HEALTH_PATHS.live);
     expect(container.resources.requests['nvidia.com/gpu']).toBe(1);
     expect(container.resources.limits['nvidia.com/gpu']).toBe(1);
+  });
+
+  it('sets only variables the service reads, and lets a stopping worker hand its tasks back', () => {
+    const known = new Set(Object.keys(new EnvSchema()).concat(['API_KEY', 'WORKER_ID']));
+    const names = [
+      ...Object.keys(find('ConfigMap', 'ams-config').data),
+      ...['ams-api', 'ams-worker'].flatMap((app) =>
+        find('Deployment', app).spec.template.spec.containers[0].env.map((e: any) => e.name),
+      ),
+      ...Object.keys(compose.services.api.environment),
+      ...Object.keys(compose.services.worker.environment),
+    ];
+    expect(names.filter((n) => !known.has(n))).toEqual([]);
+    expect(find('ConfigMap', 'ams-config').data.ALLOW_PRIVATE_URLS).toBe('false');
+    // SIGKILL must not come before the grace period and the hand-back bound have passed.
+    const worker = find('Deployment', 'ams-worker').spec.template.spec;
+    const grace = Number(envValue(worker.containers[0], 'SHUTDOWN_GRACE'));
+    expect(worker.terminationGracePeriodSeconds).toBeGreaterThan(
+      grace + SHUTDOWN_EXIT_MARGIN_MS / 1000,
+    );
   });
 
   it('selects the Deployments’ pods from Services and PodDisruptionBudgets', () => {
