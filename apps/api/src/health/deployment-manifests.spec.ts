@@ -16,7 +16,7 @@ const DOCKER = path.join(ROOT, 'docker');
 const read = (file: string) => readFileSync(path.join(DOCKER, file), 'utf8');
 const version: string = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
 
-type Manifest = { kind: string; metadata: { name: string }; spec: any };
+type Manifest = { kind: string; metadata: { name: string }; spec: any; data?: any };
 
 function manifests(): Manifest[] {
   const dir = path.join(DOCKER, 'k8s');
