@@ -8,7 +8,7 @@ import sharp, { type SharpOptions } from 'sharp';
 import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
 import { TestFileServer } from '@app/testing';
-import { ffmpegPath } from '../apps/worker/src/media/video/ffmpeg.encoder';
+import { encoderArgs, ffmpegPath } from '../apps/worker/src/media/video/ffmpeg.encoder';
 import { GenerateImageModule } from '../apps/worker/src/processors/generate-image/generate-image.module';
 import { GenerateImageProcessor } from '../apps/worker/src/processors/generate-image/generate-image.processor';
 import { GenerateVideoModule } from '../apps/worker/src/processors/generate-video/generate-video.module';
@@ -93,37 +93,10 @@ function ffmpegFloor(
   const frames = statSync(raw).size / (w * h * 3);
   const t0 = performance.now();
   const cpu0 = cpuSeconds();
-  execFileSync(ff, [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-f',
-    'rawvideo',
-    '-pix_fmt',
-    'rgb24',
-    '-video_size',
-    size,
-    '-framerate',
-    String(fps),
-    '-i',
-    raw,
-    '-vf',
-    'scale=out_color_matrix=bt709:out_range=tv',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'veryfast',
-    '-crf',
-    '20',
-    '-pix_fmt',
-    'yuv420p',
-    '-movflags',
-    '+faststart',
-    '-f',
-    'mp4',
-    '-y',
-    path.join(dir, 'floor.mp4'),
-  ]);
+  execFileSync(
+    ff,
+    encoderArgs({ width: w, height: h, fps, output: path.join(dir, 'floor.mp4') }, raw),
+  );
   const s = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds();
   rmSync(raw, { force: true });

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { Injectable, Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { AppConfig } from '@app/config';
-import { UnsafeUrlError, UrlPolicy } from '@app/net';
+import { shownUrl, UnsafeUrlError, UrlPolicy } from '@app/net';
 import { untilAborted } from '@app/tasks';
 import { isKeyInProject } from '@app/projects';
 import { StorageDriver } from '../storage.driver';
@@ -47,11 +47,22 @@ export class InputFetchError extends Error {
     super(`${field}: could not fetch ${url}: ${detail}`, options);
   }
 
+  /** An input that was fetched but does not decode as an image (not retryable). */
+  static undecodableImage(field: string, url: string, err: unknown): InputFetchError {
+    return new InputFetchError(
+      field,
+      InputFetchError.redactUrl(url),
+      false,
+      `not a decodable image (${err instanceof Error ? err.message : String(err)})`,
+      undefined,
+      { cause: err },
+    );
+  }
+
   /** The URL as errors and logs show it: origin and path, never the query or credentials. */
   static redactUrl(url: string): string {
     if (url.startsWith('s3://')) return S3_REF.test(url) ? url : '(invalid s3 reference)';
-    const parsed = parseUrl(url);
-    return parsed ? `${parsed.protocol}//${parsed.host}${parsed.pathname}` : '(invalid URL)';
+    return shownUrl(url);
   }
 }
 
@@ -81,13 +92,8 @@ export class InputFetcher {
     if (url.startsWith('s3://')) return this.fetchStored(url, opts);
     const parsed = parseUrl(url);
     if (!parsed) throw new InputFetchError(field, '(invalid URL)', false, 'not a valid URL');
+    // Scheme, credentials and addresses are the UrlPolicy's to judge (UnsafeUrlError below).
     const shown = InputFetchError.redactUrl(url);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      throw new InputFetchError(field, shown, false, `only http and https are allowed`);
-    }
-    if (parsed.username || parsed.password) {
-      throw new InputFetchError(field, shown, false, 'credentials in the URL are not supported');
-    }
     opts.signal?.throwIfAborted();
 
     const { timeoutMs, maxBytes } = this.config.fetch;

@@ -199,7 +199,11 @@ export class FfmpegEncoder {
   }
 }
 
-function encoderArgs(o: EncoderOptions): string[] {
+/**
+ * ffmpeg's arguments for an encoding: raw rgb24 frames from `frames` (our pipe, or a file for the
+ * benchmark's ffmpeg-only floor, so both encode with exactly these settings) into an H.264 MP4.
+ */
+export function encoderArgs(o: Omit<EncoderOptions, 'signal'>, frames = 'pipe:0'): string[] {
   const args = [
     '-hide_banner',
     '-loglevel',
@@ -213,7 +217,7 @@ function encoderArgs(o: EncoderOptions): string[] {
     '-framerate',
     String(o.fps),
     '-i',
-    'pipe:0',
+    frames,
   ];
   if (o.audio) {
     args.push(

@@ -1,8 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
 import { InputFetchError, type InputFetcher } from '@app/storage';
 
-/** Decoding bombs stop here; a 50 MP input is already far more than any frame needs. */
-export const MAX_INPUT_PIXELS = 50_000_000;
 /** At most this many downloads at once. */
 const FETCH_CONCURRENCY = 4;
 
@@ -73,7 +71,8 @@ async function imageSize(
   url: string,
 ): Promise<{ width: number; height: number }> {
   try {
-    const meta = await sharp(data, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
+    // IMAGE_MAX_PIXELS was checked by the fetcher from the header; sharp keeps its own bound.
+    const meta = await sharp(data).metadata();
     if (!meta.width || !meta.height) throw new Error('no image size');
     // EXIF orientations 5–8 are stored sideways.
     const sideways = (meta.orientation ?? 1) >= 5;
@@ -81,7 +80,7 @@ async function imageSize(
       ? { width: meta.height, height: meta.width }
       : { width: meta.width, height: meta.height };
   } catch (err) {
-    throw undecodable(field, url, err);
+    throw InputFetchError.undecodableImage(field, url, err);
   }
 }
 
@@ -120,26 +119,13 @@ async function decode(
   shape: (image: Sharp) => Sharp,
 ): Promise<DecodedImage> {
   try {
-    const { data, info } = await shape(
-      sharp(input.data, { limitInputPixels: MAX_INPUT_PIXELS }).rotate(),
-    )
+    const { data, info } = await shape(sharp(input.data).rotate())
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== channels) throw new Error(`decoded to ${info.channels} channels`);
     return { data, width: info.width, height: info.height };
   } catch (err) {
-    throw undecodable(input.field, input.url, err);
+    throw InputFetchError.undecodableImage(input.field, input.url, err);
   }
-}
-
-function undecodable(field: string, url: string, err: unknown): InputFetchError {
-  return new InputFetchError(
-    field,
-    InputFetchError.redactUrl(url),
-    false,
-    `not a decodable image (${err instanceof Error ? err.message : String(err)})`,
-    undefined,
-    { cause: err },
-  );
 }

@@ -1,12 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import sharp from 'sharp';
 import { TestFileServer } from '@app/testing';
-import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
 import { InputFetchError } from '@app/storage';
 import type { GenerateImageTaskData } from '@app/tasks';
 import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
+import { startProcessor } from '../../../test/support/processor.harness';
 import { GenerateImageModule } from './generate-image.module';
 import { GenerateImageProcessor } from './generate-image.processor';
 
@@ -89,22 +88,7 @@ describe('GenerateImageProcessor', () => {
       files.set(path, { body, contentType: 'image/png' });
     base = await files.start();
 
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ConfigModule.forRoot(
-          AppConfig.fromEnv({
-            API_KEYS: 'test-key',
-            TFJS_BACKEND: 'auto',
-            ALLOW_PRIVATE_URLS: 'true',
-          }),
-        ),
-        GenerateImageModule,
-      ],
-    }).compile();
-    await moduleRef.init();
-    processor = moduleRef.get(GenerateImageProcessor);
-    gpu = moduleRef.get(GpuService);
-    close = () => moduleRef.close();
+    ({ processor, gpu, close } = await startProcessor(GenerateImageModule, GenerateImageProcessor));
   });
 
   afterAll(async () => {

@@ -200,14 +200,7 @@ async function thumbnail(data: Buffer, field: string, url: string): Promise<Uint
       .raw()
       .toBuffer();
   } catch (err) {
-    throw new InputFetchError(
-      field,
-      InputFetchError.redactUrl(url),
-      false,
-      `not a decodable image (${err instanceof Error ? err.message : String(err)})`,
-      undefined,
-      { cause: err },
-    );
+    throw InputFetchError.undecodableImage(field, url, err);
   }
 }
 

@@ -2,15 +2,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import sharp from 'sharp';
-import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
 import { InputFetchError } from '@app/storage';
 import type { GenerateVideoTaskData } from '@app/tasks';
 import { TestFileServer } from '@app/testing';
 import { extractFrame, probeMedia } from '../../media/video/media.probe';
-import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
+import type { RunningTask } from '../../runtime/task-processor';
+import { outputFile as file, startProcessor } from '../../../test/support/processor.harness';
 import { GenerateVideoModule } from './generate-video.module';
 import { GenerateVideoProcessor } from './generate-video.processor';
 
@@ -42,11 +41,6 @@ function runningTask(
     },
   };
   return { task, progress };
-}
-
-function file(output: TaskOutput): string {
-  if (output.media.kind !== 'file') throw new Error('expected a file');
-  return output.media.path;
 }
 
 /** A picture with structure: a horizontal gradient in one colour, a bright square on the left. */
@@ -109,22 +103,7 @@ describe('GenerateVideoProcessor', () => {
     });
     files.set('/broken.png', { body: Buffer.from('not an image'), contentType: 'image/png' });
     base = await files.start();
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ConfigModule.forRoot(
-          AppConfig.fromEnv({
-            API_KEYS: 'test-key',
-            TFJS_BACKEND: 'auto',
-            ALLOW_PRIVATE_URLS: 'true',
-          }),
-        ),
-        GenerateVideoModule,
-      ],
-    }).compile();
-    await moduleRef.init();
-    processor = moduleRef.get(GenerateVideoProcessor);
-    gpu = moduleRef.get(GpuService);
-    close = () => moduleRef.close();
+    ({ processor, gpu, close } = await startProcessor(GenerateVideoModule, GenerateVideoProcessor));
   });
 
   afterAll(async () => {

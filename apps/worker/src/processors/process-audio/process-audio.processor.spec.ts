@@ -1,7 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { TestFileServer } from '@app/testing';
-import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
 import { InputFetchError } from '@app/storage';
 import type { ProcessAudioTaskData } from '@app/tasks';
@@ -11,6 +9,7 @@ import { estimatePitch } from '../../media/audio/pitch.estimator';
 import { SpeechSynth } from '../../media/audio/speech.synth';
 import { decodeWav, encodeWav } from '../../media/audio/wav.codec';
 import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
+import { startProcessor } from '../../../test/support/processor.harness';
 import { ProcessAudioModule } from './process-audio.module';
 import { ProcessAudioProcessor } from './process-audio.processor';
 
@@ -73,22 +72,7 @@ describe('ProcessAudioProcessor', () => {
     for (const [path, [contentType, body]] of Object.entries(files))
       server.set(path, { body, contentType });
     base = await server.start();
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ConfigModule.forRoot(
-          AppConfig.fromEnv({
-            API_KEYS: 'test-key',
-            TFJS_BACKEND: 'auto',
-            ALLOW_PRIVATE_URLS: 'true',
-          }),
-        ),
-        ProcessAudioModule,
-      ],
-    }).compile();
-    await moduleRef.init();
-    processor = moduleRef.get(ProcessAudioProcessor);
-    gpu = moduleRef.get(GpuService);
-    close = () => moduleRef.close();
+    ({ processor, gpu, close } = await startProcessor(ProcessAudioModule, ProcessAudioProcessor));
   });
 
   afterAll(async () => {

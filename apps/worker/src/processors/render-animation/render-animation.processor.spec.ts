@@ -2,14 +2,13 @@ import { readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { Logger } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import sharp from 'sharp';
-import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
 import type { RenderAnimationTaskData } from '@app/tasks';
 import { TestFileServer } from '@app/testing';
 import { extractFrame, probeMedia } from '../../media/video/media.probe';
-import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
+import type { RunningTask } from '../../runtime/task-processor';
+import { outputFile as file, startProcessor } from '../../../test/support/processor.harness';
 import { RenderAnimationModule } from './render-animation.module';
 import { RenderAnimationProcessor } from './render-animation.processor';
 
@@ -37,11 +36,6 @@ function runningTask(
       },
     },
   };
-}
-
-function file(output: TaskOutput): string {
-  if (output.media.kind !== 'file') throw new Error('expected a file');
-  return output.media.path;
 }
 
 /** The rgb of the pixel at (x, y) of a decoded frame. */
@@ -97,22 +91,10 @@ describe('RenderAnimationProcessor', () => {
       contentType: 'image/jpeg',
     });
     base = await files.start();
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ConfigModule.forRoot(
-          AppConfig.fromEnv({
-            API_KEYS: 'test-key',
-            TFJS_BACKEND: 'auto',
-            ALLOW_PRIVATE_URLS: 'true',
-          }),
-        ),
-        RenderAnimationModule,
-      ],
-    }).compile();
-    await moduleRef.init();
-    processor = moduleRef.get(RenderAnimationProcessor);
-    gpu = moduleRef.get(GpuService);
-    close = () => moduleRef.close();
+    ({ processor, gpu, close } = await startProcessor(
+      RenderAnimationModule,
+      RenderAnimationProcessor,
+    ));
   });
 
   afterAll(async () => {

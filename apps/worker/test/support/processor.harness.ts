@@ -1,0 +1,45 @@
+import type { Type } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { AppConfig, ConfigModule } from '@app/config';
+import { GpuService } from '@app/gpu';
+import type { TaskOutput } from '../../src/runtime/task-processor';
+
+export interface StartedProcessor<P> {
+  processor: P;
+  gpu: GpuService;
+  close(): Promise<void>;
+}
+
+/**
+ * A processor's own module booted alone (tfjs on the best backend here, inputs allowed from the
+ * test's loopback file server), for specs that call `process()` directly.
+ */
+export async function startProcessor<P>(
+  module: Type<unknown>,
+  processorClass: Type<P>,
+): Promise<StartedProcessor<P>> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      ConfigModule.forRoot(
+        AppConfig.fromEnv({
+          API_KEYS: 'test-key',
+          TFJS_BACKEND: 'auto',
+          ALLOW_PRIVATE_URLS: 'true',
+        }),
+      ),
+      module,
+    ],
+  }).compile();
+  await moduleRef.init();
+  return {
+    processor: moduleRef.get(processorClass),
+    gpu: moduleRef.get(GpuService),
+    close: () => moduleRef.close(),
+  };
+}
+
+/** The path of an output written to a file (video, animation). */
+export function outputFile(output: TaskOutput): string {
+  if (output.media.kind !== 'file') throw new Error('expected a file');
+  return output.media.path;
+}
