@@ -3,6 +3,8 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppConfig } from '@app/config';
+import { registerRequestLog } from '@app/observability';
+import { PinoLogger } from 'nestjs-pino';
 import { API_KEY_HEADER } from './auth/api-key.guard';
 import { jsonBodyParser } from './common/json-body.parser';
 
@@ -20,7 +22,8 @@ export const UNPREFIXED_ROUTES = [
  * before they are read whole. On close, Fastify stops accepting connections, answers requests that
  * still arrive on open connections with 503, closes idle keep-alive connections at once and lets
  * in-flight requests finish (main.ts bounds how long). Bodies are JSON only (415 otherwise), parsed
- * by `jsonBodyParser`, which refuses prototype-poisoning keys and deep nesting with 400.
+ * by `jsonBodyParser`, which refuses prototype-poisoning keys and deep nesting with 400. Each
+ * answered request gets a request line on the app's root logger (`registerRequestLog`).
  */
 export function createApiAdapter(config: AppConfig): FastifyAdapter {
   const adapter = new FastifyAdapter({
@@ -33,6 +36,7 @@ export function createApiAdapter(config: AppConfig): FastifyAdapter {
     },
   });
   const fastify = adapter.getInstance();
+  registerRequestLog(fastify, () => PinoLogger.root);
   fastify.removeContentTypeParser('text/plain');
   const parseJson = jsonBodyParser(fastify);
   // Registering a parser here also keeps Nest from adding its own JSON and urlencoded ones.

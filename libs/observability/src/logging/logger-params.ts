@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { AppConfig } from '@app/config';
 import type { Params } from 'nestjs-pino';
 import pino, { type DestinationStream, type Level } from 'pino';
@@ -21,9 +20,6 @@ export const REDACTED_PATHS = [
   'config.api.keys',
 ];
 
-/** Probes and scrapes run every few seconds; their request lines would drown everything else. */
-const QUIET_ROUTES = /^\/(api\/v1\/health\/(live|ready)|metrics)(\?|$)/;
-
 const LEVEL: Record<AppConfig['logLevel'], Level> = {
   fatal: 'fatal',
   error: 'error',
@@ -40,7 +36,7 @@ export function redactUrl(url: string | undefined): string | undefined {
 
 /**
  * nestjs-pino settings for `app` ('api' | 'worker'): JSON lines (or LOG_FORMAT=pretty), LOG_LEVEL,
- * redaction, task_id/project_id as fields, and request lines with their duration (responseTime).
+ * redaction (request headers included), task_id/project_id as fields.
  */
 export function loggerParams(
   config: AppConfig,
@@ -50,6 +46,9 @@ export function loggerParams(
     : pino.destination({ fd: 1, sync: true }),
 ): Params {
   return {
+    // No request middleware: the API writes its request lines from Fastify hooks
+    // (registerRequestLog), without pino-http's per-request child logger and async context.
+    forRoutes: [],
     pinoHttp: [
       {
         level: LEVEL[config.logLevel],
@@ -65,13 +64,6 @@ export function loggerParams(
             headers: req.headers,
           }),
         },
-        // Nest mounts the middleware under a path, which strips req.url; originalUrl is whole.
-        autoLogging: {
-          ignore: (req: IncomingMessage & { originalUrl?: string }) =>
-            QUIET_ROUTES.test(req.originalUrl ?? req.url ?? ''),
-        },
-        // A 4xx is the client's mistake, not the service's: info. 5xx are errors.
-        customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
       },
       destination,
     ],

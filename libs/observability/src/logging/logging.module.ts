@@ -5,7 +5,7 @@ import { loggerParams } from './logger-params';
 
 /**
  * Structured logs for an app: Nest's `Logger` calls go through pino once main.ts installs
- * `app.useLogger(app.get(Logger))`; the API also gets a request line per request.
+ * `app.useLogger(app.get(Logger))`. The API's request lines come from `registerRequestLog`.
  */
 @Module({})
 export class LoggingModule {
