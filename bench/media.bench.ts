@@ -123,6 +123,15 @@ async function storyboard(seed: number): Promise<Buffer> {
   return sharp(noise).blur(4).jpeg({ quality: 90 }).toBuffer();
 }
 
+/**
+ * Which media figures to measure: all by default; `BENCH_MEDIA_PARTS=video` (comma-separated:
+ * image, video, animation, dialogue) runs only those, e.g. while working on one processor.
+ */
+function wanted(part: string): boolean {
+  const parts = process.env.BENCH_MEDIA_PARTS;
+  return !parts || parts.split(',').some((p) => p.trim() === part);
+}
+
 /** Media: seconds per default image, video, animation and 10 s of dialogue, next to ffmpeg alone. */
 export async function mediaBench(): Promise<BenchPart> {
   const rows: BenchRow[] = [];
@@ -180,138 +189,166 @@ export async function mediaBench(): Promise<BenchPart> {
     );
 
     // Image: default 1024×1024 JPEG.
-    const image = moduleRef.get(GenerateImageProcessor);
-    const img = await timed('default image', () =>
-      image.process(
-        task({
-          character_description: 'Detective in 1920s noir style',
-          pose: 'standing_confident',
-          lighting: 'dramatic_shadow',
-        }),
-      ),
-    );
-    rows.push({
-      part: 'media',
-      metric: `default image 1024² (${backend})`,
-      value: `${fmt(img.s)} s`,
-    });
-
-    // Video: default 7 s, 1920×1080, 24 fps from two storyboard frames.
-    const video = moduleRef.get(GenerateVideoProcessor);
-    const vidCpu0 = cpuSeconds();
-    const vid = await timed('default video', () =>
-      video.process(
-        task({
-          storyboard_images: [`${base}/f1.jpg`, `${base}/f2.jpg`],
-          scene_description: 'Detective enters the dark alley',
-          camera_angle: 'wide_shot',
-          lighting: 'noir_dramatic',
-        }),
-      ),
-    );
-    const vidPath = vid.out.media.kind === 'file' ? vid.out.media.path : '';
-    const vidCpu1 = cpuSeconds();
-    const vidFloor = ffmpegFloor(vidPath, dir, '1920x1080', 24);
-    const vidRatio = vid.s / vidFloor.s;
-    rows.push({
-      part: 'media',
-      metric: `default video 7 s 1080p24 (${backend})`,
-      value: `${fmt(vid.s)} s`,
-    });
-    rows.push({
-      part: 'media',
-      metric: `ffmpeg-only encode of the same ${vidFloor.frames} frames`,
-      value: `${fmt(vidFloor.s)} s`,
-    });
-    rows.push({
-      part: 'media',
-      metric: 'video ÷ ffmpeg-only',
-      value: `${fmt(vidRatio)}×`,
-      target: '≤ 1.5×',
-      met: vidRatio <= 1.5,
-    });
-    if (vidCpu0 !== undefined && vidCpu1 !== undefined && vidFloor.cpu !== undefined) {
-      const cpu = vidCpu1 - vidCpu0;
-      rows.push({
-        part: 'media',
-        metric: 'CPU time: default video (worker + its ffmpeg) / ffmpeg-only',
-        value: `${fmt(cpu)} s / ${fmt(vidFloor.cpu)} s (${fmt(cpu / vidFloor.cpu)}×)`,
-      });
-    }
-    const renderMs = Number(vid.out.metadata.render_ms);
-    if (Number.isFinite(renderMs)) {
-      notes.push(
-        `media: the video processor reports render_ms ${fmt(renderMs, 0)} of ${fmt(vid.s)} s in all (storyboard frames graded once on ${backend}; per frame a libvips camera view, the screen light by a WebAssembly SIMD kernel, the bytes piped into libx264). ffmpeg-only decodes our MP4 back to a raw rgb24 file (untimed) and encodes it with the processor's own settings (libx264 veryfast, CRF 20, BT.709 yuv420p, +faststart), with both cores to itself; in the processor the frame work and libx264 share them.`,
-      );
-    }
-    rmSync(vidPath, { force: true });
-
-    // Animation: 3 image layers over an image background, default length and size.
-    const anim = moduleRef.get(RenderAnimationProcessor);
-    const ani = await timed('default animation', () =>
-      anim.process(
-        task({
-          background: `${base}/f1.jpg`,
-          layers: [
-            {
-              image_url: `${base}/prop.png`,
-              keyframes: [
-                { time: 0, x: 300, y: 900 },
-                { time: 7, x: 500, y: 880, scale: 1.2 },
-              ],
-            },
-            {
-              image_url: `${base}/char.png`,
-              easing: 'ease_in_out',
-              keyframes: [
-                { time: 0, x: -200, y: 600 },
-                { time: 3.5, x: 960, y: 560, rotation: 10 },
-                { time: 7, x: 1500, y: 600, rotation: 0 },
-              ],
-            },
-            {
-              image_url: `${base}/logo.png`,
-              easing: 'ease_out',
-              keyframes: [
-                { time: 0, x: 1700, y: 180, scale: 0.2, opacity: 0 },
-                { time: 2, scale: 1, opacity: 1, rotation: 360 },
-              ],
-            },
-          ],
-        } as never),
-      ),
-    );
-    const aniMeta = ani.out.metadata;
-    const aniSize = typeof aniMeta.resolution === 'string' ? aniMeta.resolution : '1920x1080';
-    const aniFps = typeof aniMeta.fps === 'number' ? aniMeta.fps : 24;
-    const aniPath = ani.out.media.kind === 'file' ? ani.out.media.path : '';
-    const aniFloor = ffmpegFloor(aniPath, dir, aniSize, aniFps);
-    rows.push({
-      part: 'media',
-      metric: `default animation, 3 layers, ${aniSize} ${aniFloor.frames} frames (${backend})`,
-      value: `${fmt(ani.s)} s`,
-    });
-    rows.push({
-      part: 'media',
-      metric: 'ffmpeg-only encode of the same animation frames',
-      value: `${fmt(aniFloor.s)} s (ratio ${fmt(ani.s / aniFloor.s)}×)`,
-    });
-    rmSync(aniPath, { force: true });
-
-    // Dialogue: a warm-up line (engine load), then the timed line, scaled to 10 s of audio.
-    const audio = moduleRef.get(ProcessAudioProcessor);
-    await timed('dialogue warm-up', () => audio.process(task({ text: 'Warm up.' } as never)));
-    const dlg = await timed('dialogue', () => audio.process(task({ text: DIALOGUE } as never)));
-    const dur = Number(dlg.out.metadata.duration);
-    rows.push({
-      part: 'media',
-      metric: `dialogue, default MP3 (${fmt(dur, 1)} s of audio, ${backend})`,
-      value: `${fmt((dlg.s * 10) / dur)} s per 10 s of audio`,
-    });
+    if (wanted('image')) await imageFigures(moduleRef, backend, rows);
+    if (wanted('video')) await videoFigures(moduleRef, backend, base, dir, rows, notes);
+    if (wanted('animation')) await animationFigures(moduleRef, backend, base, dir, rows);
+    if (wanted('dialogue')) await dialogueFigures(moduleRef, backend, rows);
   } finally {
     await moduleRef.close();
     await files.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   return { rows, notes };
+}
+
+type Ref = Awaited<ReturnType<ReturnType<typeof Test.createTestingModule>['compile']>>;
+
+async function imageFigures(moduleRef: Ref, backend: string, rows: BenchRow[]): Promise<void> {
+  const image = moduleRef.get(GenerateImageProcessor);
+  const img = await timed('default image', () =>
+    image.process(
+      task({
+        character_description: 'Detective in 1920s noir style',
+        pose: 'standing_confident',
+        lighting: 'dramatic_shadow',
+      }),
+    ),
+  );
+  rows.push({
+    part: 'media',
+    metric: `default image 1024² (${backend})`,
+    value: `${fmt(img.s)} s`,
+  });
+}
+
+async function videoFigures(
+  moduleRef: Ref,
+  backend: string,
+  base: string,
+  dir: string,
+  rows: BenchRow[],
+  notes: string[],
+): Promise<void> {
+  // Video: default 7 s, 1920×1080, 24 fps from two storyboard frames.
+  const video = moduleRef.get(GenerateVideoProcessor);
+  const vidCpu0 = cpuSeconds();
+  const vid = await timed('default video', () =>
+    video.process(
+      task({
+        storyboard_images: [`${base}/f1.jpg`, `${base}/f2.jpg`],
+        scene_description: 'Detective enters the dark alley',
+        camera_angle: 'wide_shot',
+        lighting: 'noir_dramatic',
+      }),
+    ),
+  );
+  const vidPath = vid.out.media.kind === 'file' ? vid.out.media.path : '';
+  const vidCpu1 = cpuSeconds();
+  const vidFloor = ffmpegFloor(vidPath, dir, '1920x1080', 24);
+  const vidRatio = vid.s / vidFloor.s;
+  rows.push({
+    part: 'media',
+    metric: `default video 7 s 1080p24 (${backend})`,
+    value: `${fmt(vid.s)} s`,
+  });
+  rows.push({
+    part: 'media',
+    metric: `ffmpeg-only encode of the same ${vidFloor.frames} frames`,
+    value: `${fmt(vidFloor.s)} s`,
+  });
+  rows.push({
+    part: 'media',
+    metric: 'video ÷ ffmpeg-only',
+    value: `${fmt(vidRatio)}×`,
+    target: '≤ 1.5×',
+    met: vidRatio <= 1.5,
+  });
+  if (vidCpu0 !== undefined && vidCpu1 !== undefined && vidFloor.cpu !== undefined) {
+    const cpu = vidCpu1 - vidCpu0;
+    rows.push({
+      part: 'media',
+      metric: 'CPU time: default video (worker + its ffmpeg) / ffmpeg-only',
+      value: `${fmt(cpu)} s / ${fmt(vidFloor.cpu)} s (${fmt(cpu / vidFloor.cpu)}×)`,
+    });
+  }
+  const renderMs = Number(vid.out.metadata.render_ms);
+  if (Number.isFinite(renderMs)) {
+    notes.push(
+      `media: the video processor reports render_ms ${fmt(renderMs, 0)} of ${fmt(vid.s)} s in all (storyboard frames graded once on ${backend}; per frame one WebAssembly SIMD kernel — bilinear camera view at subpixel positions, crossfade and screen light fused — in a worker thread, while the event loop pipes the previous batch into libx264). ffmpeg-only decodes our MP4 back to a raw rgb24 file (untimed) and encodes it with the processor's own settings (libx264 veryfast, CRF 20, BT.709 yuv420p, +faststart), with both cores to itself; in the processor the frame work and libx264 share them.`,
+    );
+  }
+  rmSync(vidPath, { force: true });
+}
+
+async function animationFigures(
+  moduleRef: Ref,
+  backend: string,
+  base: string,
+  dir: string,
+  rows: BenchRow[],
+): Promise<void> {
+  // Animation: 3 image layers over an image background, default length and size.
+  const anim = moduleRef.get(RenderAnimationProcessor);
+  const ani = await timed('default animation', () =>
+    anim.process(
+      task({
+        background: `${base}/f1.jpg`,
+        layers: [
+          {
+            image_url: `${base}/prop.png`,
+            keyframes: [
+              { time: 0, x: 300, y: 900 },
+              { time: 7, x: 500, y: 880, scale: 1.2 },
+            ],
+          },
+          {
+            image_url: `${base}/char.png`,
+            easing: 'ease_in_out',
+            keyframes: [
+              { time: 0, x: -200, y: 600 },
+              { time: 3.5, x: 960, y: 560, rotation: 10 },
+              { time: 7, x: 1500, y: 600, rotation: 0 },
+            ],
+          },
+          {
+            image_url: `${base}/logo.png`,
+            easing: 'ease_out',
+            keyframes: [
+              { time: 0, x: 1700, y: 180, scale: 0.2, opacity: 0 },
+              { time: 2, scale: 1, opacity: 1, rotation: 360 },
+            ],
+          },
+        ],
+      } as never),
+    ),
+  );
+  const aniMeta = ani.out.metadata;
+  const aniSize = typeof aniMeta.resolution === 'string' ? aniMeta.resolution : '1920x1080';
+  const aniFps = typeof aniMeta.fps === 'number' ? aniMeta.fps : 24;
+  const aniPath = ani.out.media.kind === 'file' ? ani.out.media.path : '';
+  const aniFloor = ffmpegFloor(aniPath, dir, aniSize, aniFps);
+  rows.push({
+    part: 'media',
+    metric: `default animation, 3 layers, ${aniSize} ${aniFloor.frames} frames (${backend})`,
+    value: `${fmt(ani.s)} s`,
+  });
+  rows.push({
+    part: 'media',
+    metric: 'ffmpeg-only encode of the same animation frames',
+    value: `${fmt(aniFloor.s)} s (ratio ${fmt(ani.s / aniFloor.s)}×)`,
+  });
+  rmSync(aniPath, { force: true });
+}
+
+async function dialogueFigures(moduleRef: Ref, backend: string, rows: BenchRow[]): Promise<void> {
+  // Dialogue: a warm-up line (engine load), then the timed line, scaled to 10 s of audio.
+  const audio = moduleRef.get(ProcessAudioProcessor);
+  await timed('dialogue warm-up', () => audio.process(task({ text: 'Warm up.' } as never)));
+  const dlg = await timed('dialogue', () => audio.process(task({ text: DIALOGUE } as never)));
+  const dur = Number(dlg.out.metadata.duration);
+  rows.push({
+    part: 'media',
+    metric: `dialogue, default MP3 (${fmt(dur, 1)} s of audio, ${backend})`,
+    value: `${fmt((dlg.s * 10) / dur)} s per 10 s of audio`,
+  });
 }

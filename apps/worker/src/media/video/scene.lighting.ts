@@ -198,3 +198,69 @@ export function screenLight(
   }
   return tf.mul<TfCore.Tensor4D>(light, scale);
 }
+
+/** Fixed-point unit of the light gains. */
+export const GAIN_ONE = 256;
+/** Gains are capped at this many times the input (keeps the fixed-point products in 16 bits). */
+const MAX_GAIN = 4;
+
+/**
+ * `screenLight` (scale 1) as the camera kernel's fixed-point gains, `round(light × 256)` capped
+ * at 4×, computed directly in float64 (the same formulas; within one step of the tfjs result,
+ * which computes in float32). Plain loops over the frame: ~0.1 s for 1080p where the tensor ops
+ * and reading them back take ~0.35 s, and no tfjs kernels to warm up before the first frame.
+ */
+export function screenGains(grade: SceneGrade, width: number, height: number): Uint16Array {
+  const coords = (n: number) =>
+    Float64Array.from({ length: n }, (_, i) =>
+      n > 1 ? -1 + 1 / n + (i * (2 - 2 / n)) / (n - 1) : -1 + 1 / n,
+    );
+  const xs = coords(width);
+  const ys = coords(height);
+  const { key, blinds } = grade;
+  const len = Math.hypot(key.dir[0], key.dir[1]) || 1;
+  const kx = (key.dir[0] / len) * key.hardness;
+  const ky = (key.dir[1] / len) * key.hardness;
+  const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+  // The per-axis parts of the key ramp (sigmoid(a + b) = 1 / (1 + e^−a · e^−b): no exp per
+  // pixel) and of the blinds' phase.
+  const rampX = xs.map((x) => Math.exp(-x * kx));
+  const rampY = ys.map((y) => Math.exp(-y * ky));
+  const phaseX = blinds ? xs.map((x) => (x * Math.cos(blinds.angle)) / blinds.period) : undefined;
+  const phaseY = blinds ? ys.map((y) => (y * Math.sin(blinds.angle)) / blinds.period) : undefined;
+  const field = new Float64Array(width * height);
+  let sum = 0;
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      let f = 1 / (1 + rampX[x] * rampY[y]);
+      if (blinds && phaseX && phaseY) {
+        const phase = phaseX[x] + phaseY[y];
+        const slat = sigmoid((Math.abs(phase - Math.round(phase)) - 0.25) * 40);
+        f *= 1 - slat * blinds.depth;
+      }
+      field[i] = f;
+      sum += f;
+    }
+  }
+  // The mean over pixels and channels of ambient + field · strength · colour.
+  const colourMean = (key.colour[0] + key.colour[1] + key.colour[2]) / 3;
+  const mean = grade.ambient + (key.strength * sum * colourMean) / (width * height);
+  const gains = new Uint16Array(width * height * 3);
+  const ambient = grade.ambient;
+  const [r, g, b] = key.colour.map((c) => c * key.strength);
+  const fade = grade.vignette * 0.45;
+  const max = MAX_GAIN * GAIN_ONE;
+  const fixed = (v: number) => (v >= max ? max : v <= 0 ? 0 : Math.round(v));
+  for (let y = 0, i = 0; y < height; y++) {
+    const y2 = ys[y] * ys[y];
+    for (let x = 0; x < width; x++, i++) {
+      const vignette = fade !== 0 ? Math.min(1, Math.max(0, 1 - (xs[x] * xs[x] + y2) * fade)) : 1;
+      const scale = (GAIN_ONE * vignette) / mean;
+      const f = field[i];
+      gains[3 * i] = fixed((ambient + f * r) * scale);
+      gains[3 * i + 1] = fixed((ambient + f * g) * scale);
+      gains[3 * i + 2] = fixed((ambient + f * b) * scale);
+    }
+  }
+  return gains;
+}

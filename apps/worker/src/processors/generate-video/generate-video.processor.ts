@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
 import type * as TfCore from '@tensorflow/tfjs-core';
-import { GpuService, type TensorScope, tidyValue } from '@app/gpu';
+import { GpuService, type TensorScope } from '@app/gpu';
 import { InputFetcher } from '@app/storage';
 import { parseResolution, videoTiming, type GenerateVideoTaskData } from '@app/tasks';
 import {
@@ -14,16 +14,10 @@ import {
   maxZoom,
   subjectFocus,
 } from '../../media/video/camera.path';
-import {
-  cameraFramesPerBatch,
-  cameraView,
-  FrameShader,
-  lightGains,
-  type RgbImage,
-} from '../../media/video/camera.view';
+import { cameraFramesPerBatch, CameraRenderer, type RgbImage } from '../../media/video/camera.view';
 import { FfmpegEncoder } from '../../media/video/ffmpeg.encoder';
 import { toRgb24 } from '../../media/video/frame.compositor';
-import { gradeColours, sceneGradeFor, screenLight } from '../../media/video/scene.lighting';
+import { gradeColours, sceneGradeFor, screenGains } from '../../media/video/scene.lighting';
 import {
   TaskProcessorFor,
   type RunningTask,
@@ -39,8 +33,9 @@ export const VIDEO_MODEL = 'storyboard-camera-v1';
 const AUDIO_SAMPLE_RATE = 48_000;
 /**
  * Storyboard frames are decoded at the camera's largest zoom, up to this and within a 4K-sized
- * decode: then most camera views only reduce (libvips' fast path, ~14 ms per 1080p frame) where
- * enlarging every frame costs ~34 ms; a small input is enlarged once, in the decode.
+ * decode: then camera views keep their detail and only reduce, by at most 1.5:1 (where the
+ * camera kernel's two-tap bilinear filter aliases only mildly), or copy; a small input is
+ * enlarged once, in the decode.
  */
 const MAX_SOURCE_SCALE = 1.5;
 const MAX_SOURCE_PIXELS = 3840 * 2160;
@@ -53,10 +48,10 @@ const ENCODED = 0.94;
 
 /**
  * Video segments from storyboard frames: each storyboard frame is colour-graded once (tfjs), a
- * virtual camera moves over it as the preset says (a libvips crop-and-resize per output frame),
- * shots crossfade and the screen light (key light, blinds, vignette) multiplies every frame (a
- * WebAssembly SIMD kernel), and frames stream into ffmpeg in small batches; known audio cues
- * become a synthesized ambience track.
+ * virtual camera moves over it as the preset says, shots crossfade and the screen light (key
+ * light, blinds, vignette) multiplies every frame — one fused WebAssembly SIMD kernel per output
+ * frame (bilinear resample at subpixel camera positions, crossfade, light) — and frames stream
+ * into ffmpeg in small batches; known audio cues become a synthesized ambience track.
  */
 @TaskProcessorFor('generate_video')
 export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskData> {
@@ -121,9 +116,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       // The first frame decodes in sharp's thread pool while the screen light is made, once:
       // fixed-point gains every output frame is multiplied by.
       void storyboard.decode(0);
-      const shader = new FrameShader(
-        tidyValue(tf, () => lightGains(screenLight(tf, grade, width, height).dataSync())),
-      );
+      const gains = screenGains(grade, width, height);
       await shots.prepare([0]);
       task.signal.throwIfAborted();
 
@@ -135,8 +128,10 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       }
       await task.progress(RENDER_FROM, 'processing_storyboard');
 
-      // generating_video: batches of frames stream into ffmpeg as they are made. The camera
-      // views of the next batch are cut (sharp's thread pool) while ffmpeg takes this one.
+      // generating_video: batches of frames stream into ffmpeg as they are made. The renderer
+      // (a worker thread) has two batches of output slots: the next batch is rendered while the
+      // event loop streams this one into ffmpeg.
+      const batch = cameraFramesPerBatch(width, height);
       const timeline = new ShotTimeline(storyboard.length, duration);
       const encoder = FfmpegEncoder.start({
         width,
@@ -146,67 +141,72 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         signal: task.signal,
         audio: audio ? { path: audioPath, sampleRate: AUDIO_SAMPLE_RATE, channels: 1 } : undefined,
       });
-      const batch = cameraFramesPerBatch(width, height);
-      const frameBytes = width * height * 3;
-      const bytes = new Uint8Array(Math.min(frames, batch) * frameBytes);
-      const planBatch = (first: number): PlannedFrame[] => {
-        const plan: PlannedFrame[] = [];
-        for (let f = first; f < Math.min(frames, first + batch); f++) {
-          plan.push({
-            box: cameraBox(camera, frames > 1 ? f / (frames - 1) : 0, duration, subject),
-            ...timeline.at(f / fps),
-          });
-        }
-        return plan;
-      };
-      // Where the time goes (logged): camera views (incl. decoding and grading shots), shading
-      // into bytes, waiting for ffmpeg.
-      let viewMs = 0;
-      let shadeMs = 0;
+      // Where the time goes (logged): preparing shots (decoding and grading), rendering frames,
+      // waiting for ffmpeg.
+      let prepareMs = 0;
+      let renderMs = 0;
       let encodeWaitMs = 0;
-      let pending: Promise<BatchViews> | undefined;
+      let written: Promise<void> | undefined;
+      let renderer: CameraRenderer | undefined;
       const setupMs = Date.now() - started;
       try {
+        const slotCount = 2 * Math.min(frames, batch);
+        const view = await CameraRenderer.start(gains, width, height, source, slotCount);
+        renderer = view;
         await task.progress(RENDER_FROM, 'generating_video');
-        pending = shots.views(planBatch(0), width, height);
-        for (let first = 0; first < frames; first += batch) {
+        for (let first = 0, round = 0; first < frames; first += batch, round++) {
           task.signal.throwIfAborted();
           const t0 = Date.now();
-          const views = await (pending ?? shots.views(planBatch(first), width, height));
-          pending = undefined;
+          const plan: PlannedFrame[] = [];
+          for (let f = first; f < Math.min(frames, first + batch); f++) {
+            plan.push({
+              box: cameraBox(camera, frames > 1 ? f / (frames - 1) : 0, duration, subject),
+              ...timeline.at(f / fps),
+            });
+          }
+          await shots.prepareFor(plan);
           task.signal.throwIfAborted();
           const t1 = Date.now();
-          views.forEach((v, i) => shader.shade(bytes, i * frameBytes, v.view, v.next));
+          const slots = (round & 1) * batch;
+          await Promise.all(
+            plan.map((p, i) => {
+              const next = p.next && p.next.weight > 0 ? p.next : undefined;
+              return view.render(
+                slots + i,
+                p.box,
+                shots.image(p.shot),
+                next && { image: shots.image(next.shot), weight: next.weight },
+              );
+            }),
+          );
           const t2 = Date.now();
-          const written = encoder.write(bytes.subarray(0, views.length * frameBytes));
-          const next = first + batch;
-          if (next < frames) {
-            shots.releaseBefore(views.firstShot);
-            pending = shots.views(planBatch(next), width, height);
-            // Awaited in the next round; until then a failure must not count as unhandled.
-            pending.catch(() => undefined);
-          }
+          // The slots written two rounds ago are free once the previous write is done.
           await written;
-          viewMs += t1 - t0;
-          shadeMs += t2 - t1;
+          written = encoder.write(view.output(slots, plan.length));
+          // Awaited in the next round; until then a failure must not count as unhandled.
+          written.catch(() => undefined);
+          prepareMs += t1 - t0;
+          renderMs += t2 - t1;
           encodeWaitMs += Date.now() - t2;
 
-          const done = Math.min(frames, next);
+          const done = Math.min(frames, first + batch);
           await task.progress(
             RENDER_FROM + ((RENDER_TO - RENDER_FROM) * done) / frames,
             'generating_video',
           );
         }
         const t3 = Date.now();
+        await written;
         await encoder.finish();
         encodeWaitMs += Date.now() - t3;
       } catch (err) {
-        // Kills ffmpeg (if the abort signal has not already) and waits until it is gone; views
-        // still being cut are let finish, so nothing runs on after the task.
-        await Promise.all([encoder.abort(), pending?.catch(() => undefined)]);
+        // Kills ffmpeg (if the abort signal has not already) and waits until it is gone.
+        await Promise.all([encoder.abort(), written?.catch(() => undefined)]);
         throw err;
+      } finally {
+        await renderer?.close();
       }
-      return { setupMs, viewMs, shadeMs, encodeWaitMs, source, audio };
+      return { setupMs, prepareMs, renderMs, encodeWaitMs, source, audio, simd: renderer?.simd };
     });
     let stats: Awaited<typeof render>;
     try {
@@ -222,7 +222,8 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     const elapsed = Date.now() - started;
     this.logger.log(
       `${tag}: ${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s) in ${elapsed} ms ` +
-        `(set-up ${stats.setupMs} ms, camera views ${stats.viewMs} ms, light ${stats.shadeMs} ms, ` +
+        `(set-up ${stats.setupMs} ms, preparing shots ${stats.prepareMs} ms, rendering frames ` +
+        `${stats.renderMs} ms${stats.simd ? '' : ' without WebAssembly SIMD'}, ` +
         `waiting for ffmpeg ${stats.encodeWaitMs} ms; grading on ${this.gpu.backendName}; sources ` +
         `${stats.source.width}x${stats.source.height}), camera ${camera}, ` +
         `lighting ${grade.preset}, ambience ${sound.ambiences.join('+') || 'none'}`,
@@ -261,16 +262,10 @@ interface PlannedFrame extends ShotAt {
   box: CameraBox;
 }
 
-/** The camera views of a batch of frames (and of the incoming shot during a crossfade). */
-type BatchViews = { view: Buffer; next?: { view: Buffer; weight: number } }[] & {
-  /** The earliest shot the batch shows. */
-  firstShot: number;
-};
-
 /**
  * Graded storyboard frames as rgb24 at the source size: decoded when the camera first needs them
  * (the next one is decoded ahead in sharp's thread pool), colour-graded once on tfjs, released
- * once the camera has passed them. Camera views are cut from them by libvips.
+ * once the camera has passed them.
  */
 class ShotSources {
   private readonly images = new Map<number, RgbImage>();
@@ -305,28 +300,20 @@ class ShotSources {
       void this.storyboard.decode(ahead);
   }
 
-  /** Prepares the shots `plan` needs and cuts every view it shows (in parallel). */
-  async views(plan: readonly PlannedFrame[], width: number, height: number): Promise<BatchViews> {
+  /** Prepares the shots `plan` shows and releases those before them. */
+  async prepareFor(plan: readonly PlannedFrame[]): Promise<void> {
     const needed = [...new Set(plan.flatMap((p) => (p.next ? [p.shot, p.next.shot] : [p.shot])))];
+    const first = Math.min(...needed);
+    for (const k of this.images.keys()) if (k < first) this.images.delete(k);
+    this.storyboard.forgetBefore(first);
     await this.prepare(needed);
-    const cut = (shot: number, box: CameraBox) =>
-      cameraView(this.images.get(shot)!, box, width, height);
-    const views = await Promise.all(
-      plan.map(async (p) => {
-        const fading = p.next && p.next.weight > 0 ? p.next : undefined;
-        const [view, next] = await Promise.all([
-          cut(p.shot, p.box),
-          fading ? cut(fading.shot, p.box) : undefined,
-        ]);
-        return { view, next: fading && next ? { view: next, weight: fading.weight } : undefined };
-      }),
-    );
-    return Object.assign(views, { firstShot: Math.min(...needed) });
   }
 
-  releaseBefore(shot: number): void {
-    for (const k of this.images.keys()) if (k < shot) this.images.delete(k);
-    this.storyboard.forgetBefore(shot);
+  /** A prepared shot. */
+  image(shot: number): RgbImage {
+    const image = this.images.get(shot);
+    if (!image) throw new Error(`shot ${shot} was not prepared`);
+    return image;
   }
 }
 
