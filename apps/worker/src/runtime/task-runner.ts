@@ -44,7 +44,13 @@ interface StoredOutput {
   recorded: boolean;
 }
 
-/** Progress reports closer together than this are coalesced (the last one always goes out). */
+/**
+ * Progress reports closer together than this are coalesced: a processor's report of the same
+ * step as its previous one is dropped when that one reached the record less than this ago.
+ * The runner's own `uploading_result` step (after the processor returns) is skipped, too, when
+ * the record got progress less than this ago: a run that short completes (progress 1 and its
+ * final step) straight after; users polling a longer run still see `uploading_result`.
+ */
 const PROGRESS_MIN_INTERVAL_MS = 200;
 
 /**
@@ -156,53 +162,53 @@ export class TaskRunner {
     jobSignal?: AbortSignal,
   ): Promise<string> {
     const taskId = job.data.task_id;
-    const task = await this.tasks.get(taskId);
-    if (!task) {
+    // The job's name is its task type (TaskQueueService.enqueue): checked before the record is
+    // touched, so a task this worker cannot run is never marked processing.
+    const def = this.definitions.get(job.name);
+    const processor = this.registry.get(job.name);
+    if (!def || !processor) {
+      throw new UnrecoverableError(`no processor for task type ${job.name} on this worker`);
+    }
+    if (this.handingBack) {
+      // Rare (shutdown): a job whose record is gone or superseded falls through and is dropped.
+      const current = await this.tasks.get(taskId);
+      if (current && current.job_id === job.id) {
+        const log = `task_id=${taskId} project_id=${current.project_id}`;
+        return this.requeue(job, token, `${log} handed back before it started`);
+      }
+    }
+
+    // One round trip checks the record and claims it (queued → processing, or processing →
+    // processing: a stalled run of a lost worker is taken over).
+    const start = await this.tasks.startRun(taskId, job.id!, {
+      started_at: new Date().toISOString(),
+      progress: 0,
+      current_step: 'starting',
+    });
+    if (start.outcome === 'missing') {
       this.logger.warn(
         `task_id=${taskId} project_id=${job.data.project_id} job ${job.id} has no task record; dropped`,
       );
       return 'missing';
     }
+    const task = start.task;
     const log = `task_id=${taskId} project_id=${task.project_id}`;
-    if (task.job_id !== job.id) {
+    if (start.outcome === 'superseded') {
       this.logger.warn(`${log} job ${job.id} superseded by ${task.job_id}; dropped`);
       return 'superseded';
     }
-    const def = this.definitions.get(task.task_type);
-    const processor = this.registry.get(task.task_type);
-    if (!def || !processor) {
-      throw new UnrecoverableError(`no processor for task type ${task.task_type} on this worker`);
+    if (start.outcome === 'illegal') {
+      this.logger.log(
+        `${log} not started: illegal transition from ${task.status} (status ${task.status})`,
+      );
+      return 'skipped';
     }
-
-    if (this.handingBack) return this.requeue(job, token, `${log} handed back before it started`);
-
-    const attempt = task.attempts + 1;
-    const runId = `${job.id}#${attempt}`;
-    if (task.status === 'processing') {
+    const attempt = task.attempts;
+    const runId = task.run_id!;
+    if (start.previous.status === 'processing') {
       this.logger.warn(
-        `${log} taking over run ${task.run_id ?? '?'} of a lost worker (job ${job.id})`,
+        `${log} taking over run ${start.previous.runId ?? '?'} of a lost worker (job ${job.id})`,
       );
-    }
-    try {
-      await this.tasks.transition(
-        taskId,
-        'processing',
-        {
-          started_at: new Date().toISOString(),
-          run_id: runId,
-          attempts: attempt,
-          progress: 0,
-          current_step: 'starting',
-        },
-        // processing → processing: a stalled run of a lost worker is taken over.
-        { from: ['queued', 'processing'] },
-      );
-    } catch (err) {
-      if (err instanceof TransitionError) {
-        this.logger.log(`${log} not started: ${err.message} (status ${err.current ?? 'unknown'})`);
-        return 'skipped';
-      }
-      throw err;
     }
 
     const controller = new AbortController();
@@ -226,7 +232,7 @@ export class TaskRunner {
     let stored: StoredOutput | undefined;
     try {
       const data = validateTaskData(def, task.task_data);
-      const progress = this.progressReporter(taskId, runId, controller);
+      const progress = this.progressReporter(taskId, runId, controller, started);
       let result = await this.resumableResult(task);
       if (result) {
         stored = { key: result.media_key, recorded: true };
@@ -242,7 +248,7 @@ export class TaskRunner {
           progress,
         };
         const output = await untilAborted(processor.process(running), controller.signal);
-        await progress(0.95, 'uploading_result', true);
+        await progress.milestone(0.95, 'uploading_result');
         const object = await this.store(task, def.mediaKind, output);
         stored = { key: object.key, recorded: false };
         result = {
@@ -531,10 +537,19 @@ export class TaskRunner {
     return !task || task.status !== 'processing' || task.run_id !== runId;
   }
 
-  private progressReporter(taskId: string, runId: string, controller: AbortController) {
-    let last = 0;
+  /**
+   * Progress of one run, for its processor and the runner's own steps. `writtenAt` is when the
+   * last progress reached the record (the start wrote 0 `starting`).
+   */
+  private progressReporter(
+    taskId: string,
+    runId: string,
+    controller: AbortController,
+    writtenAt: number,
+  ) {
+    let last = writtenAt;
     let lastStep = '';
-    return async (fraction: number, step: string, force = false): Promise<void> => {
+    const report = async (fraction: number, step: string, force = false): Promise<void> => {
       if (controller.signal.aborted) throw controller.signal.reason;
       const now = Date.now();
       if (!force && step === lastStep && now - last < PROGRESS_MIN_INTERVAL_MS) return;
@@ -546,6 +561,18 @@ export class TaskRunner {
         throw controller.signal.reason;
       }
     };
+    /**
+     * A step of the runner's own: written unless the record got progress less than
+     * PROGRESS_MIN_INTERVAL_MS ago (a short run; the next write follows as soon).
+     */
+    const milestone = async (fraction: number, step: string): Promise<void> => {
+      if (Date.now() - last < PROGRESS_MIN_INTERVAL_MS) {
+        if (controller.signal.aborted) throw controller.signal.reason;
+        return;
+      }
+      await report(fraction, step, true);
+    };
+    return Object.assign(report, { milestone });
   }
 }
 

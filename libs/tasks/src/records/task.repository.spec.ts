@@ -108,6 +108,119 @@ describe('TaskRepository', () => {
     expect(await redis.ttl(repo.progressKey(id))).toBeGreaterThan(3500);
   });
 
+  describe('startRun', () => {
+    const prefix = config.redis.prefix;
+    const statusIndex = (project: string, status: string, type = 'generate_image') => [
+      `${prefix}:tasks:by_project:${project}:status:${status}`,
+      `${prefix}:tasks:by_project:${project}:status:${status}:type:${type}`,
+      `${prefix}:tasks:by_status:${status}`,
+    ];
+    async function indexedIn(id: string, project: string, status: string): Promise<boolean[]> {
+      const [byProject, byType, byStatus] = statusIndex(project, status);
+      return [
+        (await redis.zscore(byProject, id)) !== null,
+        (await redis.zscore(byType, id)) !== null,
+        (await redis.sismember(byStatus, id)) === 1,
+      ];
+    }
+    const startPatch = (at: string) => ({ started_at: at, progress: 0, current_step: 'starting' });
+
+    it('starts a queued task in one step: attempts, run id, fields, indexes and counters', async () => {
+      const id = await create('proj_start');
+      await redis.hset(repo.progressKey(id), 'progress', '0.3');
+      const at = new Date().toISOString();
+      const start = await repo.startRun(id, id, startPatch(at));
+      expect(start).toMatchObject({
+        outcome: 'started',
+        previous: { status: 'queued', runId: null },
+        task: {
+          status: 'processing',
+          attempts: 1,
+          run_id: `${id}#1`,
+          started_at: at,
+          progress: 0,
+          current_step: 'starting',
+          task_data: { a: 1 },
+        },
+      });
+      // The record as stored is what the step returned.
+      expect(await repo.get(id)).toEqual(start.outcome === 'started' ? start.task : null);
+      expect(await indexedIn(id, 'proj_start', 'queued')).toEqual([false, false, false]);
+      expect(await indexedIn(id, 'proj_start', 'processing')).toEqual([true, true, true]);
+      expect(await projects.get('proj_start')).toMatchObject({ active_tasks: 1, pending_tasks: 1 });
+      expect(await projects.active()).toContain('proj_start');
+      expect(await redis.exists(repo.progressKey(id))).toBe(0);
+      // The same as the transition it replaces: the run then completes as before.
+      await repo.transition(id, 'completed', { progress: 1 }, { runId: `${id}#1` });
+      expect(await projects.get('proj_start')).toMatchObject({ active_tasks: 0, pending_tasks: 0 });
+    });
+
+    it('takes over a stalled run (processing → processing) without touching counters', async () => {
+      const id = await create('proj_takeover');
+      await repo.startRun(id, id, startPatch(new Date().toISOString()));
+      await repo.reportProgress(id, `${id}#1`, 0.6, 'generating_image');
+      const start = await repo.startRun(id, id, startPatch(new Date().toISOString()));
+      expect(start).toMatchObject({
+        outcome: 'started',
+        previous: { status: 'processing', runId: `${id}#1` },
+        task: { status: 'processing', attempts: 2, run_id: `${id}#2`, progress: 0 },
+      });
+      expect(await indexedIn(id, 'proj_takeover', 'processing')).toEqual([true, true, true]);
+      expect(await projects.get('proj_takeover')).toMatchObject({
+        active_tasks: 1,
+        pending_tasks: 1,
+      });
+      // The lost run may no longer write.
+      expect((await repo.reportProgress(id, `${id}#1`, 0.9, 'x')).progress).toBe(0);
+      await expect(
+        repo.transition(id, 'completed', {}, { runId: `${id}#1` }),
+      ).rejects.toMatchObject({ reason: 'stale_run' });
+    });
+
+    it('resumes counting attempts after an automatic retry', async () => {
+      const id = await create('proj_start_retry');
+      await repo.startRun(id, id, startPatch(new Date().toISOString()));
+      await repo.transition(
+        id,
+        'queued',
+        { run_id: null, current_step: 'waiting_for_retry' },
+        { runId: `${id}#1`, from: ['processing'] },
+      );
+      const start = await repo.startRun(id, id, startPatch(new Date().toISOString()));
+      expect(start).toMatchObject({
+        outcome: 'started',
+        previous: { status: 'queued', runId: null },
+        task: { attempts: 2, run_id: `${id}#2` },
+      });
+    });
+
+    it('changes nothing for a missing record, a superseded job or a finished task', async () => {
+      expect(await repo.startRun(randomUUID(), 'job', startPatch('x'))).toEqual({
+        outcome: 'missing',
+      });
+
+      const id = await create('proj_start_no');
+      const before = await redis.hgetall(repo.taskKey(id));
+      const superseded = await repo.startRun(id, `${id}_old`, startPatch('x'));
+      expect(superseded).toMatchObject({ outcome: 'superseded', task: { job_id: id } });
+      expect(await redis.hgetall(repo.taskKey(id))).toEqual(before);
+
+      await repo.transition(id, 'cancelled');
+      const cancelled = await redis.hgetall(repo.taskKey(id));
+      expect(await repo.startRun(id, id, startPatch('x'))).toMatchObject({
+        outcome: 'illegal',
+        task: { status: 'cancelled', attempts: 0 },
+      });
+      expect(await redis.hgetall(repo.taskKey(id))).toEqual(cancelled);
+      expect(await indexedIn(id, 'proj_start_no', 'processing')).toEqual([false, false, false]);
+      expect(await indexedIn(id, 'proj_start_no', 'cancelled')).toEqual([true, true, true]);
+      expect(await projects.get('proj_start_no')).toMatchObject({
+        active_tasks: 0,
+        pending_tasks: 0,
+      });
+    });
+  });
+
   it('lists newest first by index, with filters, at the cost of one page', async () => {
     const t0 = Date.now();
     const ids = [];

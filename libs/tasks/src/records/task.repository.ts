@@ -8,6 +8,7 @@ import {
   CREATE_TASK,
   RECORD_QUEUE_POSITION,
   REPORT_PROGRESS,
+  START_RUN,
   TRANSITION_TASK,
   WEBHOOK_OUTBOX_PARTS,
 } from './task.scripts';
@@ -69,6 +70,24 @@ export type TaskPatch = Partial<{
   queue_position: number;
 }>;
 
+/** Fields a run's start writes besides status, attempts and run_id (the step computes those). */
+export type RunStartPatch = Pick<TaskPatch, 'started_at' | 'progress' | 'current_step'>;
+
+/**
+ * What `startRun` found: no record, a record that belongs to another job, one whose status does
+ * not let a run start (`status`), or a started run (`previous`: the status and run it replaced;
+ * processing means a stalled run of a lost worker was taken over).
+ */
+export type RunStart =
+  | { outcome: 'missing' }
+  | { outcome: 'superseded'; task: TaskRecord }
+  | { outcome: 'illegal'; task: TaskRecord }
+  | {
+      outcome: 'started';
+      task: TaskRecord;
+      previous: { status: TaskStatus; runId: string | null };
+    };
+
 /** Why a transition was refused. */
 export class TransitionError extends Error {
   constructor(
@@ -88,6 +107,7 @@ interface ScriptedRedis extends Redis {
     jobId: string,
   ): Promise<number>;
   amsTransitionTask(taskKey: string, progressKey: string, ...args: string[]): Promise<string>;
+  amsStartRun(taskKey: string, progressKey: string, ...args: string[]): Promise<string[]>;
   amsReportProgress(
     taskKey: string,
     progressKey: string,
@@ -116,6 +136,9 @@ export class TaskRepository {
       });
       redis.defineCommand('amsTransitionTask', { numberOfKeys: 2, lua: TRANSITION_TASK });
       redis.defineCommand('amsReportProgress', { numberOfKeys: 2, lua: REPORT_PROGRESS });
+    }
+    if (!('amsStartRun' in redis)) {
+      redis.defineCommand('amsStartRun', { numberOfKeys: 2, lua: START_RUN });
     }
   }
 
@@ -226,13 +249,7 @@ export class TaskRepository {
     patch: TaskPatch = {},
     opts: { runId?: string; from?: readonly TaskStatus[] } = {},
   ): Promise<TaskStatus> {
-    const set: Record<string, string> = {};
-    const del: string[] = [];
-    for (const [field, value] of Object.entries(patch)) {
-      if (value === null) del.push(field);
-      else if (value !== undefined)
-        set[field] = typeof value === 'object' ? JSON.stringify(value) : String(value);
-    }
+    const { set, del } = encodePatch(patch);
     const from = opts.from ?? allowedFrom(to);
     try {
       return (await this.redis.amsTransitionTask(
@@ -254,6 +271,35 @@ export class TaskRepository {
       if (illegal) throw new TransitionError('illegal', illegal[1] as TaskStatus);
       throw err;
     }
+  }
+
+  /**
+   * A worker's job `jobId` starts a run of the task, in one round trip: when the record belongs
+   * to that job and is queued (or processing: a stalled run of a lost worker is taken over), it
+   * moves to processing with attempts + 1, run_id `<jobId>#<attempts>` and `patch`, exactly as
+   * `transition(taskId, 'processing', ..., { from: ['queued', 'processing'] })` would (indexes,
+   * counters, progress hash). Returns the record as it is after the step.
+   */
+  async startRun(taskId: string, jobId: string, patch: RunStartPatch): Promise<RunStart> {
+    const reply = await this.redis.amsStartRun(
+      this.taskKey(taskId),
+      this.progressKey(taskId),
+      this.prefix,
+      jobId,
+      new Date().toISOString(),
+      JSON.stringify(encodePatch(patch).set),
+    );
+    const [outcome, previousStatus, previousRun] = reply;
+    const hash: Record<string, string> = {};
+    for (let i = 3; i + 1 < reply.length; i += 2) hash[reply[i]] = reply[i + 1];
+    const task = parseTaskHash(hash);
+    if (outcome === 'missing' || !task) return { outcome: 'missing' };
+    if (outcome === 'superseded' || outcome === 'illegal') return { outcome, task };
+    return {
+      outcome: 'started',
+      task,
+      previous: { status: previousStatus as TaskStatus, runId: previousRun || null },
+    };
   }
 
   /** Returns the task's status after the report and the stored (monotonic) progress. */
@@ -296,4 +342,16 @@ export class TaskRepository {
       .filter((t): t is TaskRecord => t !== null);
     return { tasks, total };
   }
+}
+
+/** A patch as the scripts take it: fields to set (as strings) and fields to delete (null). */
+function encodePatch(patch: TaskPatch): { set: Record<string, string>; del: string[] } {
+  const set: Record<string, string> = {};
+  const del: string[] = [];
+  for (const [field, value] of Object.entries(patch)) {
+    if (value === null) del.push(field);
+    else if (value !== undefined)
+      set[field] = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  }
+  return { set, del };
 }

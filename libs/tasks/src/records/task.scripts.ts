@@ -54,14 +54,64 @@ return 1
 export const WEBHOOK_OUTBOX_PARTS = ['webhooks', 'outbox'] as const;
 
 /**
+ * The one implementation of a status change, shared by TRANSITION_TASK and START_RUN (appended
+ * to COMMON). `apply_transition` writes `flat` (field/value pairs, status and updated_at among
+ * them) and deletes `del` on the task hash `tk`, moves the task between the status indexes,
+ * keeps its project's counters, and on a terminal transition of a task with a callback_url
+ * writes the webhook event to the outbox stream and sets its `webhook` state to pending (in the
+ * same atomic step, so no event is lost between the transition and its delivery queue; the
+ * event snapshots the outcome). The progress hash `pk` expires on a terminal status and is
+ * cleared when a run starts or the task is queued again.
+ */
+const APPLY_TRANSITION = `
+local function apply_transition(tk, pk, pid, ttype, score, from, to, now, flat, del)
+  redis.call('HSET', tk, unpack(flat))
+  if #del > 0 then redis.call('HDEL', tk, unpack(del)) end
+  local id = string.sub(tk, #k('tasks') + 2)
+  if from ~= to then
+    index_status(pid, ttype, from, id, score, false)
+    index_status(pid, ttype, to, id, score, true)
+    local proj = k('projects', pid)
+    if from == 'processing' then redis.call('HINCRBY', proj, 'active_tasks', -1) end
+    if to == 'processing' then redis.call('HINCRBY', proj, 'active_tasks', 1) end
+    if pending(from) and not pending(to) then
+      if redis.call('HINCRBY', proj, 'pending_tasks', -1) <= 0 then
+        redis.call('SREM', k('projects', 'active'), pid)
+      end
+    elseif pending(to) and not pending(from) then
+      redis.call('HINCRBY', proj, 'pending_tasks', 1)
+      redis.call('SADD', k('projects', 'active'), pid)
+    end
+    redis.call('HSET', proj, 'last_activity', now)
+  end
+  if from ~= to and terminal(to) then
+    local w = redis.call('HMGET', tk, 'callback_url', 'retries', 'result', 'error', 'completed_at')
+    if w[1] and w[1] ~= '' then
+      local retries = w[2] or '0'
+      local msg = 'msg_' .. id .. '_' .. to .. '_' .. retries
+      local event = 'task.' .. to
+      redis.call('HSET', tk, 'webhook',
+        cjson.encode({id = msg, event = event, state = 'pending', attempts = 0}))
+      redis.call('XADD', k('webhooks', 'outbox'), 'MAXLEN', '~', 1000000, '*',
+        'webhook_id', msg, 'event', event, 'task_id', id, 'project_id', pid, 'status', to,
+        'retries', retries, 'result', w[3] or '', 'error', w[4] or '', 'completed_at', w[5] or '')
+    end
+  end
+  if terminal(to) then
+    redis.call('EXPIRE', pk, 3600)
+  elseif to == 'processing' or to == 'queued' then
+    redis.call('DEL', pk)
+  end
+end
+`;
+
+/**
  * KEYS: task hash, progress hash. ARGV: prefix, to, allowed-from (comma list), now_iso,
  * expected run id ('' = any), JSON object of fields to set, JSON array of fields to delete.
  * Returns the previous status; error replies NOT_FOUND, ILLEGAL <status>, STALE_RUN.
- * A task with a callback_url that becomes completed/failed/cancelled gets its webhook event in
- * the outbox stream and its `webhook` state set to pending, in the same atomic step (no event
- * is lost between the transition and its delivery queue). The event snapshots the outcome.
+ * Indexes, counters, the webhook outbox and the progress hash as apply_transition describes.
  */
-export const TRANSITION_TASK = `${COMMON}
+export const TRANSITION_TASK = `${COMMON}${APPLY_TRANSITION}
 local to, allowed, now, run = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'task_type', 'created_ms', 'run_id')
 local from, pid, ttype, score = cur[1], cur[2], cur[3], cur[4]
@@ -73,46 +123,42 @@ if run ~= '' and cur[5] ~= run then return redis.error_reply('STALE_RUN') end
 local set = cjson.decode(ARGV[6])
 local flat = {'status', to, 'updated_at', now}
 for f, v in pairs(set) do flat[#flat + 1] = f; flat[#flat + 1] = v end
-redis.call('HSET', KEYS[1], unpack(flat))
-local del = cjson.decode(ARGV[7])
-if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
-if from ~= to then
-  local id = string.sub(KEYS[1], #k('tasks') + 2)
-  index_status(pid, ttype, from, id, score, false)
-  index_status(pid, ttype, to, id, score, true)
-  local pk = k('projects', pid)
-  if from == 'processing' then redis.call('HINCRBY', pk, 'active_tasks', -1) end
-  if to == 'processing' then redis.call('HINCRBY', pk, 'active_tasks', 1) end
-  if pending(from) and not pending(to) then
-    if redis.call('HINCRBY', pk, 'pending_tasks', -1) <= 0 then
-      redis.call('SREM', k('projects', 'active'), pid)
-    end
-  elseif pending(to) and not pending(from) then
-    redis.call('HINCRBY', pk, 'pending_tasks', 1)
-    redis.call('SADD', k('projects', 'active'), pid)
-  end
-  redis.call('HSET', pk, 'last_activity', now)
-end
-if from ~= to and terminal(to) then
-  local w = redis.call('HMGET', KEYS[1], 'callback_url', 'retries', 'result', 'error', 'completed_at')
-  if w[1] and w[1] ~= '' then
-    local id = string.sub(KEYS[1], #k('tasks') + 2)
-    local retries = w[2] or '0'
-    local msg = 'msg_' .. id .. '_' .. to .. '_' .. retries
-    local event = 'task.' .. to
-    redis.call('HSET', KEYS[1], 'webhook',
-      cjson.encode({id = msg, event = event, state = 'pending', attempts = 0}))
-    redis.call('XADD', k('webhooks', 'outbox'), 'MAXLEN', '~', 1000000, '*',
-      'webhook_id', msg, 'event', event, 'task_id', id, 'project_id', pid, 'status', to,
-      'retries', retries, 'result', w[3] or '', 'error', w[4] or '', 'completed_at', w[5] or '')
-  end
-end
-if terminal(to) then
-  redis.call('EXPIRE', KEYS[2], 3600)
-elseif to == 'processing' or to == 'queued' then
-  redis.call('DEL', KEYS[2])
-end
+apply_transition(KEYS[1], KEYS[2], pid, ttype, score, from, to, now, flat, cjson.decode(ARGV[7]))
 return from
+`;
+
+/**
+ * A worker picking up a task's job, in one step: checks the record and, when this job may run
+ * it, moves it to `processing` (queued → processing, or processing → processing when a stalled
+ * run of a lost worker is taken over) with attempts + 1 and run_id `<job id>#<attempt>`.
+ * KEYS: task hash, progress hash. ARGV: prefix, job id, now_iso, JSON object of further fields
+ * to set. Returns {outcome, previous status, previous run id, field, value, ...} where the
+ * fields are the whole record after the step (none when missing). Outcomes: `missing` (no
+ * record), `superseded` (the record belongs to another job: a manual retry made a new one),
+ * `illegal` (status neither queued nor processing: cancelled or finished), `started`.
+ */
+export const START_RUN = `${COMMON}${APPLY_TRANSITION}
+local job, now = ARGV[2], ARGV[3]
+local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'task_type', 'created_ms', 'run_id',
+  'job_id', 'attempts')
+local from = cur[1]
+if not from then return {'missing', '', ''} end
+local outcome = 'started'
+if cur[6] ~= job then
+  outcome = 'superseded'
+elseif not pending(from) then
+  outcome = 'illegal'
+else
+  local attempt = (tonumber(cur[7]) or 0) + 1
+  local flat = {'status', 'processing', 'updated_at', now,
+    'attempts', tostring(attempt), 'run_id', job .. '#' .. attempt}
+  for f, v in pairs(cjson.decode(ARGV[4])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
+  apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'processing', now, flat, {})
+end
+local out = {outcome, from, cur[5] or ''}
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h do out[#out + 1] = h[i] end
+return out
 `;
 
 /**
