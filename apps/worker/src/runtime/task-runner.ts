@@ -198,9 +198,7 @@ export class TaskRunner {
       return 'superseded';
     }
     if (start.outcome === 'illegal') {
-      this.logger.log(
-        `${log} not started: illegal transition from ${task.status} (status ${task.status})`,
-      );
+      this.logger.log(`${log} not started: the task is ${task.status}`);
       return 'skipped';
     }
     const attempt = task.attempts;
