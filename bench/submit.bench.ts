@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
-import { CREATE_TASK, RECORD_QUEUE_POSITION } from '../libs/tasks/src/records/task.scripts';
+import { CREATE_TASK } from '../libs/tasks/src/records/task.scripts';
 import { QueueName, toBullPriority } from '@app/tasks';
 import { cleanRedis, TEST_API_KEY } from '@app/testing';
 import { TestService } from '../apps/api/test/support/service.harness';
@@ -40,14 +40,12 @@ interface Bare {
 
 /**
  * The floor: node:http + BullMQ doing the Redis work of our submit — the per-key rate-limit
- * counter (the same script), the same record-creating script with its backlog check, Queue.add
- * with the same options, and the same queue-position script — with no framework, validation, auth
- * or logging.
+ * counter (the same script), the same record-creating script with its backlog check and queue
+ * position, and Queue.add with the same options — with no framework, validation, auth or logging.
  */
-async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
+export async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   redis.defineCommand('amsCreateTask', { numberOfKeys: 4, lua: CREATE_TASK });
-  redis.defineCommand('amsRecordQueuePosition', { numberOfKeys: 3, lua: RECORD_QUEUE_POSITION });
   const commands = redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>;
   redis.defineCommand('amsRateLimitHit', {
     numberOfKeys: 2,
@@ -102,7 +100,7 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
           retries: '0',
         };
         const key = `${prefix}:tasks:${id}`;
-        await commands.amsCreateTask.call(
+        const position = await commands.amsCreateTask.call(
           redis,
           key,
           qk('wait'),
@@ -115,6 +113,7 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
           created.getTime(),
           now,
           10_000_000,
+          toBullPriority(body.priority),
           ...Object.entries(fields).flat(),
         );
         await queue.add(
@@ -127,13 +126,6 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
             removeOnComplete: { age: 3600, count: 10_000 },
             removeOnFail: { age: 7 * 24 * 3600 },
           },
-        );
-        const position = await commands.amsRecordQueuePosition.call(
-          redis,
-          key,
-          qk('wait'),
-          qk('prioritized'),
-          id,
         );
         res.writeHead(201, { 'content-type': 'application/json' }).end(
           JSON.stringify({

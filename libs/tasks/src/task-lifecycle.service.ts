@@ -74,15 +74,11 @@ export class TaskLifecycleService {
         job_id: jobId,
         created_at: new Date(),
       },
-      // QUEUE_MAX_SIZE is checked in the same step as the create: no second round trip, no race.
+      // QUEUE_MAX_SIZE is checked, and the job's queue position counted, in the same step as
+      // the create: no other round trip, no race between the check and the create.
       this.queues.backlogLimit(def.queue),
     );
     await this.enqueueOrFail(record, jobId);
-    record.queue_position = await this.tasks.recordQueuePosition(
-      taskId,
-      this.queues.positionKeys(def.queue),
-      jobId,
-    );
     this.logger.log(
       `task_id=${taskId} project_id=${record.project_id} submitted ${def.type} to ${def.queue} priority=${record.priority}`,
     );

@@ -272,6 +272,48 @@ describe('TaskRepository', () => {
     expect(await repo.recordQueuePosition(id, { wait, prioritized }, 'gone')).toBe(0);
   });
 
+  it('counts, in the create step, the queue position the job will have once added', async () => {
+    const wait = `${config.redis.prefix}:pos:wait`;
+    const prioritized = `${config.redis.prefix}:pos:prioritized`;
+    const delayed = `${config.redis.prefix}:pos:delayed`;
+    const keys = [wait, prioritized, delayed] as [string, string, string];
+    // BullMQ's scores: priority · 2³² + a counter that only grows.
+    const score = (priority: number, counter: number) => priority * 2 ** 32 + counter;
+    await redis.rpush(wait, 'plain');
+    await redis.zadd(prioritized, score(1, 1), 'urgent', score(2, 2), 'n1', score(3, 3), 'low');
+    await redis.zadd(prioritized, score(2, 4), 'n2');
+    await redis.zadd(delayed, 1, 'later');
+    const make = (priority: 1 | 2 | 3) => {
+      const id = randomUUID();
+      return {
+        task_id: id,
+        project_id: 'proj_pos',
+        task_type: 'generate_image',
+        priority,
+        task_data: {},
+        estimated_duration: 1,
+        queue: QueueName.GpuMedium,
+        job_id: id,
+        created_at: new Date(),
+      };
+    };
+    const normal = make(2);
+    // Behind the plain job, the urgent one and both normal ones; ahead of the low one.
+    expect((await repo.create(normal, { keys, max: -1 })).queue_position).toBe(5);
+    expect((await repo.get(normal.task_id))?.queue_position).toBe(5);
+    // What reading the rank after the add (as BullMQ adds it) gives is the same.
+    await redis.zadd(prioritized, score(2, 5), normal.job_id);
+    expect(
+      await repo.recordQueuePosition(normal.task_id, { wait, prioritized }, normal.job_id),
+    ).toBe(5);
+    expect((await repo.create(make(1), { keys, max: -1 })).queue_position).toBe(3);
+    expect((await repo.create(make(3), { keys, max: -1 })).queue_position).toBe(7);
+    // Not about to be queued: no position.
+    const bare = make(2);
+    expect((await repo.create(bare)).queue_position).toBe(0);
+    expect((await repo.get(bare.task_id))?.queue_position).toBe(0);
+  });
+
   describe('webhook outbox', () => {
     const outbox = () => repo.webhookOutboxKey();
     async function entries(taskId: string) {

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { redisKey } from '@app/redis';
 import { Redis } from 'ioredis';
-import type { QueueName, TaskPriority } from '../queues';
+import { toBullPriority, type QueueName, type TaskPriority } from '../queues';
 import { parseTaskHash, type TaskRecord, type TaskResultRecord } from './task.record';
 import {
   CREATE_TASK,
@@ -159,8 +159,10 @@ export class TaskRepository {
   }
 
   /**
-   * Creates the record, its indexes and counters in one step. With `backlog`, refuses (QueueFullError)
-   * when the queue's waiting jobs (wait + prioritized + delayed) already reach `max`.
+   * Creates the record, its indexes and counters in one step. With `backlog` (the task is about to
+   * be queued there), refuses (QueueFullError) when the queue's waiting jobs (wait + prioritized +
+   * delayed) already reach `max`, and records the queue position the job will have once added
+   * (CREATE_TASK). Without it the position stays 0.
    */
   async create(task: NewTask, backlog?: QueueBacklog): Promise<TaskRecord> {
     const now = task.created_at.toISOString();
@@ -187,8 +189,9 @@ export class TaskRepository {
     };
     const none = redisKey(this.prefix, 'none');
     const keys = backlog?.keys ?? [none, none, none];
+    let position: number;
     try {
-      await this.redis.amsCreateTask(
+      position = await this.redis.amsCreateTask(
         this.taskKey(task.task_id),
         ...keys,
         this.prefix,
@@ -198,6 +201,7 @@ export class TaskRepository {
         task.created_at.getTime(),
         now,
         backlog ? backlog.max : -1,
+        backlog ? toBullPriority(task.priority) : '',
         ...Object.entries(fields).flat(),
       );
     } catch (err) {
@@ -206,7 +210,7 @@ export class TaskRepository {
       }
       throw err;
     }
-    return parseTaskHash(fields)!;
+    return parseTaskHash({ ...fields, queue_position: String(position) })!;
   }
 
   async get(taskId: string): Promise<TaskRecord | null> {

@@ -23,8 +23,15 @@ end
 /**
  * KEYS: task hash, then the queue's wait list, prioritized and delayed sets (BullMQ's keys).
  * ARGV: prefix, task_id, project_id, task_type, created_ms, now_iso, backlog limit (-1: none),
- * then field/value pairs of the new hash. Error replies EXISTS when the id is taken, QUEUE_FULL
- * when the queue already holds the limit of waiting jobs (checked in the same step as the create).
+ * the job's BullMQ priority ('' when the task is not about to be queued), then field/value pairs
+ * of the new hash. Error replies EXISTS when the id is taken, QUEUE_FULL when the queue already
+ * holds the limit of waiting jobs (checked in the same step as the create).
+ *
+ * Returns the queue position the job will have once added (and stores it as `queue_position`):
+ * the plain waiting jobs, plus the prioritized ones of the same or a more urgent priority — BullMQ
+ * scores a prioritized job `priority · 2³² + counter`, and the job gets a counter above every job
+ * already there, so these are exactly the ones ranked ahead of it — plus one. This is the rank
+ * that reading the queue after the add gives, without another round trip.
  */
 export const CREATE_TASK = `${COMMON}
 local id, pid, ttype, score, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -34,7 +41,13 @@ if limit >= 0 then
   if backlog >= limit then return redis.error_reply('QUEUE_FULL') end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS') end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+local position = 0
+if ARGV[8] ~= '' then
+  local below = string.format('(%.0f', (tonumber(ARGV[8]) + 1) * 4294967296)
+  position = redis.call('LLEN', KEYS[2]) + redis.call('ZCOUNT', KEYS[3], '-inf', below) + 1
+  redis.call('HSET', KEYS[1], 'queue_position', position)
+end
 redis.call('ZADD', k('tasks', 'by_project', pid), score, id)
 redis.call('ZADD', k('tasks', 'by_project', pid, 'type', ttype), score, id)
 index_status(pid, ttype, 'queued', id, score, true)
@@ -47,7 +60,7 @@ redis.call('HINCRBY', pk, 'task_count', 1)
 redis.call('HINCRBY', pk, 'pending_tasks', 1)
 redis.call('HSET', pk, 'last_activity', now)
 redis.call('SADD', k('projects', 'active'), pid)
-return 1
+return position
 `;
 
 /** Stream of webhook events written by TRANSITION_TASK (the outbox), relayed by @app/webhooks. */
