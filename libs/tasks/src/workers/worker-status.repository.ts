@@ -21,13 +21,39 @@ export interface WorkerStatusRecord {
 /** A worker drops out when it has not beaten for this long (seed 001: 5 minutes). */
 export const WORKER_TTL_SECONDS = 300;
 
+/**
+ * One beat as one command (EVALSHA): writes the hash, renews its TTL, and moves the worker up
+ * in the index while dropping entries older than the TTL. Atomic, like the MULTI it replaces.
+ * KEYS: worker hash, index. ARGV: ttl seconds, now ms, cutoff ms, worker id, field/value pairs.
+ */
+const BEAT = `
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+return 1
+`;
+
+interface BeatingRedis extends Redis {
+  amsWorkerBeat(
+    hashKey: string,
+    indexKey: string,
+    ...args: Array<string | number>
+  ): Promise<number>;
+}
+
 /** `workers:{id}` hashes with a TTL, and `workers:active` (sorted by last beat) to list them. */
 @Injectable()
 export class WorkerStatusRepository {
   constructor(
     @Inject(Redis) private readonly redis: Redis,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    // defineCommand is idempotent per client; EVALSHA with a fallback to EVAL.
+    if (!('amsWorkerBeat' in redis)) {
+      redis.defineCommand('amsWorkerBeat', { numberOfKeys: 2, lua: BEAT });
+    }
+  }
 
   private key(id: string): string {
     return redisKey(this.config.redis.prefix, 'workers', id);
@@ -37,19 +63,39 @@ export class WorkerStatusRepository {
     return redisKey(this.config.redis.prefix, 'workers', 'active');
   }
 
+  /** Writes one beat in one round trip. */
   async beat(record: WorkerStatusRecord): Promise<void> {
     const now = Date.parse(record.last_heartbeat);
-    await this.redis
-      .multi()
-      .hset(this.key(record.worker_id), {
-        ...record,
-        current_task_id: record.current_task_id ?? '',
-        current_task_ids: JSON.stringify(record.current_task_ids),
-      })
-      .expire(this.key(record.worker_id), WORKER_TTL_SECONDS)
-      .zadd(this.indexKey, now, record.worker_id)
-      .zremrangebyscore(this.indexKey, '-inf', now - WORKER_TTL_SECONDS * 1000)
-      .exec();
+    await (this.redis as BeatingRedis).amsWorkerBeat(
+      this.key(record.worker_id),
+      this.indexKey,
+      WORKER_TTL_SECONDS,
+      now,
+      now - WORKER_TTL_SECONDS * 1000,
+      record.worker_id,
+      'worker_id',
+      record.worker_id,
+      'worker_type',
+      record.worker_type,
+      'status',
+      record.status,
+      'current_task_id',
+      record.current_task_id ?? '',
+      'current_task_ids',
+      JSON.stringify(record.current_task_ids),
+      'gpu_utilization',
+      record.gpu_utilization,
+      'memory_usage',
+      record.memory_usage,
+      'tasks_completed',
+      record.tasks_completed,
+      'last_heartbeat',
+      record.last_heartbeat,
+      'backend',
+      record.backend,
+      'started_at',
+      record.started_at,
+    );
   }
 
   async remove(workerId: string): Promise<void> {
