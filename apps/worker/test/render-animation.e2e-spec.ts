@@ -129,7 +129,7 @@ describe('render_animation end to end', () => {
       frames: 48,
       format: 'MP4',
       codec: 'h264',
-      backend: 'wasm',
+      backend: 'cpu',
       layers: 2,
       background: '#112233',
       file_size: expect.any(Number),

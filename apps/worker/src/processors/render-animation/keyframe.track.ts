@@ -1,5 +1,5 @@
 import type { AnimationKeyframe, Easing } from '@app/tasks';
-import type { LayerPlacement } from '../../media/video/frame.compositor';
+import type { LayerPlacement } from '../../media/animation/layer.compositor';
 
 export function ease(easing: Easing, u: number): number {
   const t = Math.min(1, Math.max(0, u));

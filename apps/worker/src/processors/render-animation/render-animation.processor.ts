@@ -3,18 +3,18 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import type * as TfCore from '@tensorflow/tfjs-core';
-import { GpuService, type TensorScope } from '@app/gpu';
 import { InputFetcher } from '@app/storage';
 import { HEX_COLOUR, parseResolution, videoTiming, type RenderAnimationTaskData } from '@app/tasks';
-import { FfmpegEncoder } from '../../media/video/ffmpeg.encoder';
 import {
-  compositeLayer,
-  framesPerBatch,
+  animationFramesPerBatch,
+  compositeFrame,
   layerRegion,
-  toRgb24,
+  premultiplied,
+  type LayerDraw,
   type LayerPlacement,
-} from '../../media/video/frame.compositor';
+  type PremultipliedLayer,
+} from '../../media/animation/layer.compositor';
+import { FfmpegEncoder } from '../../media/video/ffmpeg.encoder';
 import {
   decodeCover,
   decodeRgba,
@@ -29,11 +29,9 @@ import {
 } from '../../runtime/task-processor';
 import { KeyframeTrack } from './keyframe.track';
 
-type Tf = typeof TfCore;
-
 /** A layer never needs more pixels than this on its long side ... */
 const MAX_LAYER_SIDE = 4096;
-/** ... and all layers together stay within this many decoded pixels (16 bytes each as tensors). */
+/** ... and all layers together stay within this many decoded pixels (16 bytes each as floats). */
 const LAYER_PIXEL_BUDGET = 32_000_000;
 
 // Progress milestones: frames fill RENDER_FROM .. RENDER_TO, the mux ends at ENCODED.
@@ -43,8 +41,7 @@ const RENDER_TO = 0.9;
 const ENCODED = 0.94;
 
 interface Layer {
-  /** [1, h, w, 4]: rgb premultiplied by alpha and scaled to 0..255, alpha 0..1. */
-  image: TfCore.Tensor4D;
+  image: PremultipliedLayer;
   track: KeyframeTrack;
   /** Native pixels per decoded pixel: keyframe scales refer to the native size. */
   scale: number;
@@ -52,17 +49,15 @@ interface Layer {
 
 /**
  * Keyframed layer animations: each layer's keyframes are interpolated with its easing, and the
- * layer is warped by an affine transform per frame (tf.image.transform) and composited over the
- * background with premultiplied alpha, in batches of frames that stream into ffmpeg.
+ * layer is warped by an affine transform per frame (bilinear) and composited over the background
+ * with premultiplied alpha by plain typed-array loops over only the pixels it can touch
+ * (media/animation/layer.compositor.ts), in batches of frames that stream into ffmpeg.
  */
 @TaskProcessorFor('render_animation')
 export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTaskData> {
   private readonly logger = new Logger(RenderAnimationProcessor.name);
 
-  constructor(
-    private readonly gpu: GpuService,
-    private readonly inputs: InputFetcher,
-  ) {}
+  constructor(private readonly inputs: InputFetcher) {}
 
   async process(task: RunningTask<RenderAnimationTaskData>): Promise<TaskOutput> {
     const data = task.data;
@@ -75,14 +70,12 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     const started = Date.now();
 
     await task.progress(0.01, 'fetching_layers');
-    await this.gpu.init();
-    const tf = this.gpu.tf;
     const output = path.join(
       os.tmpdir(),
       `ams-animation-${task.taskId}-${randomBytes(4).toString('hex')}.mp4`,
     );
 
-    const render = this.gpu.scoped(`render_animation ${tag}`, async (scope) => {
+    const render = (async () => {
       const requests = data.layers.map((l, i) => ({
         field: `task_data.layers[${i}].image_url`,
         url: l.image_url,
@@ -104,23 +97,20 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
       const tracks = data.layers.map(
         (l) => new KeyframeTrack(l.keyframes, l.easing ?? 'linear', start),
       );
-      const layers = await loadLayers(tf, scope, images.slice(0, tracks.length), tracks, {
-        width,
-        height,
-      });
-      const backdrop = scope.keep(
-        backgroundColour
-          ? solidFrame(tf, backgroundColour, width, height)
-          : await loadBackground(tf, images[tracks.length], width, height),
-      );
+      const layers = await loadLayers(images.slice(0, tracks.length), tracks, { width, height });
+      const backdrop = backgroundColour
+        ? solidFrame(backgroundColour, width, height)
+        : (await decodeCover(images[tracks.length], width, height)).data;
       task.signal.throwIfAborted();
       await task.progress(RENDER_FROM, 'rendering_animation');
 
       const encoder = FfmpegEncoder.start({ width, height, fps, output, signal: task.signal });
-      const batch = framesPerBatch(width, height);
-      let bytes: Uint8Array | undefined;
+      const frameBytes = width * height * 3;
+      const batch = animationFramesPerBatch(width, height);
+      const bytes = new Uint8Array(batch * frameBytes);
+      const row = new Float32Array(width * 3);
       let composited = 0;
-      // Where the time goes (logged): tensor work incl. readback, waiting for ffmpeg.
+      // Where the time goes (logged): compositing frames, waiting for ffmpeg.
       let renderMs = 0;
       let encodeWaitMs = 0;
       try {
@@ -128,34 +118,23 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
           task.signal.throwIfAborted();
           const t0 = Date.now();
           const count = Math.min(batch, frames - first);
-          const times = Array.from({ length: count }, (_, k) => (first + k) / fps);
-          // The background in every frame: broadcasting over the batch is a plain copy (tile is
-          // ~100× slower on wasm).
-          let canvas = scope.tidy(() =>
-            tf.add<TfCore.Tensor4D>(backdrop, tf.zeros([count, 1, 1, 1])),
-          );
-          try {
+          for (let k = 0; k < count; k++) {
+            const time = (first + k) / fps;
+            const draws: LayerDraw[] = [];
             for (const layer of layers) {
-              const placements = times.map((t) => {
-                const p = layer.track.at(t);
-                return { ...p, scale: p.scale * layer.scale };
-              });
-              const [, h, w] = layer.image.shape;
-              if (!layerRegion(placements, w, h, { width, height })) continue;
-              const next = scope.tidy(() => compositeLayer(tf, canvas, layer.image, placements));
-              canvas.dispose();
-              canvas = next;
-              composited += count;
+              const p = layer.track.at(time);
+              const placement = { ...p, scale: p.scale * layer.scale };
+              const { width: w, height: h } = layer.image;
+              if (!layerRegion([placement], w, h, { width, height })) continue;
+              draws.push({ layer: layer.image, placement });
             }
-            if (!bytes || bytes.length < canvas.size) bytes = new Uint8Array(canvas.size);
-            const frameBytes = toRgb24(tf, canvas, bytes);
-            const t1 = Date.now();
-            renderMs += t1 - t0;
-            await encoder.write(frameBytes);
-            encodeWaitMs += Date.now() - t1;
-          } finally {
-            canvas.dispose();
+            compositeFrame(bytes, k * frameBytes, width, height, backdrop, draws, row);
+            composited += draws.length;
           }
+          const t1 = Date.now();
+          renderMs += t1 - t0;
+          await encoder.write(bytes.subarray(0, count * frameBytes));
+          encodeWaitMs += Date.now() - t1;
           const done = first + count;
           await task.progress(
             RENDER_FROM + ((RENDER_TO - RENDER_FROM) * done) / frames,
@@ -171,7 +150,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
         throw err;
       }
       return { composited, renderMs, encodeWaitMs };
-    });
+    })();
     let stats: Awaited<typeof render>;
     try {
       stats = await render;
@@ -185,7 +164,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     this.logger.log(
       `${tag}: ${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s), ` +
         `${data.layers.length} layer(s) (${stats.composited} layer-frames drawn) in ${elapsed} ms ` +
-        `on ${this.gpu.backendName} (frames ${stats.renderMs} ms, waiting for ffmpeg ` +
+        `(frames composited by typed-array loops ${stats.renderMs} ms, waiting for ffmpeg ` +
         `${stats.encodeWaitMs} ms)`,
     );
     return {
@@ -198,7 +177,8 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
         format: 'MP4',
         codec: 'h264',
         pixel_format: 'yuv420p',
-        backend: this.gpu.backendName,
+        // Frames are composited by plain loops on the CPU, whatever tfjs backend the worker has.
+        backend: 'cpu',
         layers: data.layers.length,
         background: backgroundColour ? background.toLowerCase() : 'image',
         render_ms: elapsed,
@@ -209,12 +189,10 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
 
 /**
  * Decodes each layer no larger than it is ever shown (its largest keyframe scale, at most twice
- * the canvas and MAX_LAYER_SIDE, all layers within LAYER_PIXEL_BUDGET) and keeps it as a
- * premultiplied tensor.
+ * the canvas and MAX_LAYER_SIDE, all layers within LAYER_PIXEL_BUDGET) and keeps it
+ * premultiplied.
  */
 async function loadLayers(
-  tf: Tf,
-  scope: TensorScope,
   images: readonly ImageInput[],
   tracks: readonly KeyframeTrack[],
   canvas: { width: number; height: number },
@@ -232,38 +210,24 @@ async function loadLayers(
     const w = Math.max(1, Math.round(img.width * factor));
     const h = Math.max(1, Math.round(img.height * factor));
     const rgba = await decodeRgba(img, w, h);
-    const image = scope.keep(
-      scope.tidy(() => {
-        const values = tf.tensor4d(new Float32Array(rgba.data), [1, h, w, 4]);
-        const [rgb, alpha] = tf.split(tf.div(values, 255), [3, 1], 3);
-        return tf.concat([tf.mul(rgb, tf.mul(alpha, 255)), alpha], 3) as TfCore.Tensor4D;
-      }),
-    );
-    layers.push({ image, track: tracks[i], scale: img.width / w });
+    layers.push({
+      image: premultiplied(rgba.data, rgba.width, rgba.height),
+      track: tracks[i],
+      scale: img.width / rgba.width,
+    });
   }
   return layers;
 }
 
-async function loadBackground(
-  tf: Tf,
-  image: ImageInput,
-  width: number,
-  height: number,
-): Promise<TfCore.Tensor4D> {
-  const rgb = await decodeCover(image, width, height);
-  return tf.tensor4d(new Float32Array(rgb.data), [1, height, width, 3]);
-}
-
-/** A frame of one colour, [1, height, width, 3] in byte units. */
-function solidFrame(
-  tf: Tf,
-  rgb: [number, number, number],
-  width: number,
-  height: number,
-): TfCore.Tensor4D {
-  return tf.tidy(() =>
-    tf.mul<TfCore.Tensor4D>(tf.ones([1, height, width, 1]), tf.tensor4d(rgb, [1, 1, 1, 3])),
-  );
+/** A frame of one colour, rgb24. */
+function solidFrame(rgb: [number, number, number], width: number, height: number): Uint8Array {
+  const frame = new Uint8Array(width * height * 3);
+  for (let i = 0; i < 3; i++) frame[i] = rgb[i];
+  // Doubling copies: a handful of native copies fill the frame.
+  for (let filled = 3; filled < frame.length; filled *= 2) {
+    frame.copyWithin(filled, 0, Math.min(filled, frame.length - filled));
+  }
+  return frame;
 }
 
 /** `#123` or `#112233` → byte values. */
