@@ -190,7 +190,7 @@ export async function mediaBench(): Promise<BenchPart> {
 
     // Image: default 1024×1024 JPEG.
     if (wanted('image')) await imageFigures(moduleRef, backend, rows);
-    if (wanted('video')) await videoFigures(moduleRef, backend, base, dir, rows, notes);
+    if (wanted('video')) await videoFigures(moduleRef, base, dir, rows, notes);
     if (wanted('animation')) await animationFigures(moduleRef, base, dir, rows, notes);
     if (wanted('dialogue')) await dialogueFigures(moduleRef, backend, rows);
   } finally {
@@ -223,7 +223,6 @@ async function imageFigures(moduleRef: Ref, backend: string, rows: BenchRow[]): 
 
 async function videoFigures(
   moduleRef: Ref,
-  backend: string,
   base: string,
   dir: string,
   rows: BenchRow[],
@@ -248,7 +247,7 @@ async function videoFigures(
   const vidRatio = vid.s / vidFloor.s;
   rows.push({
     part: 'media',
-    metric: `default video 7 s 1080p24 (${backend})`,
+    metric: 'default video 7 s 1080p24 (WebAssembly SIMD kernel, no tfjs)',
     value: `${fmt(vid.s)} s`,
   });
   rows.push({
@@ -274,7 +273,7 @@ async function videoFigures(
   const renderMs = Number(vid.out.metadata.render_ms);
   if (Number.isFinite(renderMs)) {
     notes.push(
-      `media: the video processor reports render_ms ${fmt(renderMs, 0)} of ${fmt(vid.s)} s in all (storyboard frames graded once on ${backend}; per frame one WebAssembly SIMD kernel — bilinear camera view at subpixel positions, crossfade and screen light fused — in a worker thread, while the event loop pipes the previous batch into libx264). ffmpeg-only decodes our MP4 back to a raw rgb24 file (untimed) and encodes it with the processor's own settings (libx264 veryfast, CRF 20, BT.709 yuv420p, +faststart), with both cores to itself; in the processor the frame work and libx264 share them.`,
+      `media: the video processor reports render_ms ${fmt(renderMs, 0)} of ${fmt(vid.s)} s in all (storyboard frames colour-graded once by plain loops; per frame one WebAssembly SIMD kernel — bilinear camera view at subpixel positions, crossfade and screen light fused — in a worker thread, while the event loop pipes the previous batch into libx264). ffmpeg-only decodes our MP4 back to a raw rgb24 file (untimed) and encodes it with the processor's own settings (libx264 veryfast, CRF 20, BT.709 yuv420p, +faststart), with both cores to itself; in the processor the frame work and libx264 share them.`,
     );
   }
   rmSync(vidPath, { force: true });

@@ -129,7 +129,7 @@ describe('generate_video end to end', () => {
       format: 'MP4',
       codec: 'h264',
       audio_codec: 'aac',
-      backend: 'wasm',
+      backend: 'cpu',
       file_size: expect.any(Number),
       camera_preset: 'wide_shot',
       lighting_preset: 'noir_dramatic',

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { selectTfjsBackend } from '@app/gpu/tfjs-backend.selection';
-import { toRgb24 } from '../video/frame.compositor';
+import { toRgb24 } from '../video/scene.reference';
 import {
   animationFramesPerBatch,
   compositeFrame,

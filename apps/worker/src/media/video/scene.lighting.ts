@@ -1,8 +1,5 @@
-import type * as TfCore from '@tensorflow/tfjs-core';
 import { VIDEO_LIGHTING_PRESETS, type VideoLightingPreset } from '@app/tasks';
-import { consume } from './frame.compositor';
 
-type Tf = typeof TfCore;
 type Rgb = readonly [number, number, number];
 
 /** A light from one side of the frame, coloured. */
@@ -121,82 +118,34 @@ export function colourMatrix(grade: SceneGrade): number[] {
 }
 
 /**
- * Grades decoded frames `rgb` ([N, H, W, 3], values times `scale` give 0..1, e.g. 1/255 for
- * bytes): colour matrix, lift and contrast curve. Returns 0..1. Intermediates are freed as it
- * goes (a 1.5× 1080p source is 56 MB per tensor). Call inside tidy.
+ * The colour grade of rgb24 bytes, by plain loops in float64: colour matrix, lift, clip, contrast
+ * curve, then rounded half up and clipped to bytes. At most one step from the tfjs reference
+ * (`gradeColours` in scene.reference.ts, float32). For a 2035×1145 storyboard frame ~25 ms here,
+ * where the tfjs wasm path took ~150–400 ms (tensor upload, ops, read-back).
  */
-export function gradeColours(
-  tf: Tf,
-  grade: SceneGrade,
-  rgb: TfCore.Tensor4D,
-  scale = 1,
-): TfCore.Tensor4D {
-  const shape = rgb.shape;
-  // Pixels as rows: [P, 3] · Mᵀ applies M to each pixel (the input scale folded in).
-  const matrix = tf.mul(tf.transpose(tf.tensor2d(colourMatrix(grade), [3, 3])), scale);
-  let out: TfCore.Tensor = tf.matMul(tf.reshape(rgb, [-1, 3]), matrix);
-  if (grade.lift !== 0) {
-    out = consume(
-      consume(out, (x) => tf.mul(x, 1 - grade.lift)),
-      (x) => tf.add(x, grade.lift),
-    );
+export function gradeBytes(grade: SceneGrade, src: Uint8Array, dst = new Uint8Array(src.length)) {
+  if (dst.length < src.length || src.length % 3 !== 0) throw new RangeError('pixels of rgb24');
+  const m = colourMatrix(grade).map((v) => v / 255);
+  const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = m;
+  const { lift } = grade;
+  const k = grade.contrast;
+  const channel = (x: number): number => {
+    let c = lift !== 0 ? x * (1 - lift) + lift : x;
+    c = c < 0 ? 0 : c > 1 ? 1 : c;
+    if (k !== 0) c *= 1 - k + c * (3 * k - 2 * k * c);
+    const v = c * 255 + 0.5;
+    return v < 0 ? 0 : v > 255 ? 255 : v;
+  };
+  for (let i = 0; i < src.length; i += 3) {
+    const r = src[i];
+    const g = src[i + 1];
+    const b = src[i + 2];
+    // Uint8Array stores truncate: the rounding above is complete.
+    dst[i] = channel(r * m0 + g * m1 + b * m2);
+    dst[i + 1] = channel(r * m3 + g * m4 + b * m5);
+    dst[i + 2] = channel(r * m6 + g * m7 + b * m8);
   }
-  out = consume(out, (x) => tf.clipByValue(x, 0, 1));
-  if (grade.contrast !== 0) {
-    // Blend towards smoothstep: an S-curve around mid grey (negative: flatter).
-    // c + k·(3c² − 2c³ − c) = c·(1 − k + c·(3k − 2k·c))
-    const k = grade.contrast;
-    const c = out;
-    const inner = consume(
-      consume(tf.mul(c, -2 * k), (x) => tf.add(x, 3 * k)),
-      (x) => tf.mul(x, c),
-    );
-    const factor = consume(inner, (x) => tf.add(x, 1 - k));
-    out = consume(c, (x) => tf.mul(x, factor));
-    factor.dispose();
-  }
-  return consume(out, (x) => tf.reshape<TfCore.Rank.R4>(x, shape));
-}
-
-/**
- * The screen-space light of a frame: ambient plus the coloured key light (through blinds for
- * noir), normalised to an average of 1 so that exposure stays the colour grade's business, times
- * the vignette, times `scale` (255 turns 0..1 frames into byte values in the same multiply).
- * Returns [1, height, width, 3]. Call inside tidy.
- */
-export function screenLight(
-  tf: Tf,
-  grade: SceneGrade,
-  width: number,
-  height: number,
-  scale = 1,
-): TfCore.Tensor4D {
-  // Frame coordinates in -1..1 at pixel centres.
-  const xs = tf.reshape(tf.linspace(-1 + 1 / width, 1 - 1 / width, width), [1, 1, width, 1]);
-  const ys = tf.reshape(tf.linspace(-1 + 1 / height, 1 - 1 / height, height), [1, height, 1, 1]);
-  const { key } = grade;
-  const len = Math.hypot(key.dir[0], key.dir[1]) || 1;
-  // Brighter towards where the light comes from: a sigmoid ramp across the frame.
-  let field: TfCore.Tensor = tf.sigmoid(
-    tf.mul(tf.add(tf.mul(xs, key.dir[0] / len), tf.mul(ys, key.dir[1] / len)), key.hardness),
-  );
-  if (grade.blinds) {
-    const { angle, period, depth } = grade.blinds;
-    const phase = tf.mul(
-      tf.add(tf.mul(xs, Math.cos(angle)), tf.mul(ys, Math.sin(angle))),
-      1 / period,
-    );
-    const slat = tf.sigmoid(tf.mul(tf.sub(tf.abs(tf.sub(phase, tf.round(phase))), 0.25), 40));
-    field = tf.mul(field, tf.sub(1, tf.mul(slat, depth)));
-  }
-  const colour = tf.tensor4d([...key.colour], [1, 1, 1, 3]);
-  let light: TfCore.Tensor = tf.add(grade.ambient, tf.mul(tf.mul(field, key.strength), colour));
-  light = tf.div(light, tf.mean(light));
-  if (grade.vignette !== 0) {
-    const r2 = tf.add(tf.square(xs), tf.square(ys));
-    light = tf.mul(light, tf.clipByValue(tf.sub(1, tf.mul(r2, grade.vignette * 0.45)), 0, 1));
-  }
-  return tf.mul<TfCore.Tensor4D>(light, scale);
+  return dst;
 }
 
 /** Fixed-point unit of the light gains. */

@@ -3,8 +3,6 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import type * as TfCore from '@tensorflow/tfjs-core';
-import { GpuService, type TensorScope } from '@app/gpu';
 import { InputFetcher } from '@app/storage';
 import { parseResolution, videoTiming, type GenerateVideoTaskData } from '@app/tasks';
 import {
@@ -16,8 +14,7 @@ import {
 } from '../../media/video/camera.path';
 import { cameraFramesPerBatch, CameraRenderer, type RgbImage } from '../../media/video/camera.view';
 import { FfmpegEncoder } from '../../media/video/ffmpeg.encoder';
-import { toRgb24 } from '../../media/video/frame.compositor';
-import { gradeColours, sceneGradeFor, screenGains } from '../../media/video/scene.lighting';
+import { gradeBytes, sceneGradeFor, screenGains } from '../../media/video/scene.lighting';
 import {
   TaskProcessorFor,
   type RunningTask,
@@ -47,7 +44,7 @@ const RENDER_TO = 0.9;
 const ENCODED = 0.94;
 
 /**
- * Video segments from storyboard frames: each storyboard frame is colour-graded once (tfjs), a
+ * Video segments from storyboard frames: each storyboard frame is colour-graded once, a
  * virtual camera moves over it as the preset says, shots crossfade and the screen light (key
  * light, blinds, vignette) multiplies every frame — one fused WebAssembly SIMD kernel per output
  * frame (bilinear resample at subpixel camera positions, crossfade, light) — and frames stream
@@ -57,10 +54,7 @@ const ENCODED = 0.94;
 export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskData> {
   private readonly logger = new Logger(GenerateVideoProcessor.name);
 
-  constructor(
-    private readonly gpu: GpuService,
-    private readonly inputs: InputFetcher,
-  ) {}
+  constructor(private readonly inputs: InputFetcher) {}
 
   async process(task: RunningTask<GenerateVideoTaskData>): Promise<TaskOutput> {
     const data = task.data;
@@ -75,8 +69,6 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     const started = Date.now();
 
     await task.progress(0.01, 'loading_models');
-    await this.gpu.init();
-    const tf = this.gpu.tf;
     const base = path.join(
       os.tmpdir(),
       `ams-video-${task.taskId}-${randomBytes(4).toString('hex')}`,
@@ -84,7 +76,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     const output = `${base}.mp4`;
     const audioPath = `${base}.f32`;
 
-    const render = this.gpu.scoped(`generate_video ${tag}`, async (scope) => {
+    const render = (async () => {
       await task.progress(LOADED, 'loading_models');
 
       // processing_storyboard: fetch and check every frame, decode the first ones.
@@ -110,9 +102,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       );
       const source = { width: Math.round(width * scale), height: Math.round(height * scale) };
       storyboard.useSourceSize(source.width, source.height);
-      const shots = new ShotSources(tf, scope, storyboard, source, (bytes) =>
-        gradeColours(tf, grade, bytes, 1 / 255),
-      );
+      const shots = new ShotSources(storyboard, source, (bytes) => gradeBytes(grade, bytes));
       // The first frame decodes in sharp's thread pool while the screen light is made, once:
       // fixed-point gains every output frame is multiplied by.
       void storyboard.decode(0);
@@ -207,7 +197,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         await renderer?.close();
       }
       return { setupMs, prepareMs, renderMs, encodeWaitMs, source, audio, simd: renderer?.simd };
-    });
+    })();
     let stats: Awaited<typeof render>;
     try {
       stats = await render;
@@ -224,7 +214,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       `${tag}: ${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s) in ${elapsed} ms ` +
         `(set-up ${stats.setupMs} ms, preparing shots ${stats.prepareMs} ms, rendering frames ` +
         `${stats.renderMs} ms${stats.simd ? '' : ' without WebAssembly SIMD'}, ` +
-        `waiting for ffmpeg ${stats.encodeWaitMs} ms; grading on ${this.gpu.backendName}; sources ` +
+        `waiting for ffmpeg ${stats.encodeWaitMs} ms; sources ` +
         `${stats.source.width}x${stats.source.height}), camera ${camera}, ` +
         `lighting ${grade.preset}, ambience ${sound.ambiences.join('+') || 'none'}`,
     );
@@ -239,7 +229,8 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         codec: 'h264',
         pixel_format: 'yuv420p',
         audio_codec: stats.audio ? 'aac' : null,
-        backend: this.gpu.backendName,
+        // Grading and frames run in plain loops and a WebAssembly kernel, not on tfjs.
+        backend: 'cpu',
         model: VIDEO_MODEL,
         scene_description: data.scene_description,
         storyboard_frames: data.storyboard_images.length,
@@ -264,35 +255,25 @@ interface PlannedFrame extends ShotAt {
 
 /**
  * Graded storyboard frames as rgb24 at the source size: decoded when the camera first needs them
- * (the next one is decoded ahead in sharp's thread pool), colour-graded once on tfjs, released
+ * (the next one is decoded ahead in sharp's thread pool), colour-graded once (`gradeBytes`), released
  * once the camera has passed them.
  */
 class ShotSources {
   private readonly images = new Map<number, RgbImage>();
 
   constructor(
-    private readonly tf: typeof TfCore,
-    private readonly scope: TensorScope,
     private readonly storyboard: Storyboard,
     private readonly size: { width: number; height: number },
-    /** Byte-valued pixels → graded 0..1. */
-    private readonly grade: (bytes: TfCore.Tensor4D) => TfCore.Tensor4D,
+    /** Decoded rgb24 pixels → graded rgb24 pixels. */
+    private readonly grade: (bytes: Uint8Array) => Uint8Array,
   ) {}
 
   async prepare(shots: readonly number[]): Promise<void> {
-    const tf = this.tf;
     for (const shot of shots) {
       if (this.images.has(shot)) continue;
       const bytes = await this.storyboard.decode(shot);
       const { width, height } = this.size;
-      const graded = this.scope.tidy(() =>
-        tf.mul(this.grade(tf.tensor4d(new Float32Array(bytes), [1, height, width, 3])), 255),
-      );
-      try {
-        this.images.set(shot, { data: toRgb24(tf, graded), width, height });
-      } finally {
-        graded.dispose();
-      }
+      this.images.set(shot, { data: this.grade(bytes), width, height });
     }
     // Decode the shot after the last one needed while this batch renders.
     const ahead = Math.max(...shots) + 1;

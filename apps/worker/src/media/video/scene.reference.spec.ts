@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { selectTfjsBackend } from '@app/gpu/tfjs-backend.selection';
 import { cameraBox, maxZoom, subjectFocus } from './camera.path';
-import { toRgb24 } from './frame.compositor';
-import { colourMatrix, gradeColours, sceneGradeFor, screenLight } from './scene.lighting';
+import { colourMatrix, sceneGradeFor } from './scene.lighting';
+import { gradeColours, screenLight, toRgb24 } from './scene.reference';
 
 describe.each(['wasm', 'cpu'] as const)('rgb24 readback on %s', (backend) => {
   beforeAll(async () => {
