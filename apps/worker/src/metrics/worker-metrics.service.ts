@@ -159,7 +159,7 @@ export class WorkerMetrics implements OnModuleInit {
       return;
     }
     const project = this.projects.label(task.project_id);
-    this.memory.set({ project_id: project }, process.memoryUsage().rss);
+    this.memory.set({ project_id: project }, process.memoryUsage.rss());
     const status = STATUS[event.type];
     this.tasks.inc({ project_id: project, task_type: type, status });
     if (event.type !== 'cancelled') {
