@@ -10,6 +10,8 @@
  * the tfjs path took ~190 ms.
  */
 
+import { framesPerBatch } from '../frame-batches';
+
 /** Where a layer is in one frame: its centre in output pixels, scale, rotation (deg), opacity. */
 export interface LayerPlacement {
   x: number;
@@ -48,10 +50,9 @@ export interface LayerDraw {
  * default animation takes a few ms, so a batch is quick and a cancel is seen at once.
  */
 const BATCH_PIXELS = 4 * 1920 * 1080;
-const MAX_BATCH_FRAMES = 12;
 
 export function animationFramesPerBatch(width: number, height: number): number {
-  return Math.max(1, Math.min(MAX_BATCH_FRAMES, Math.floor(BATCH_PIXELS / (width * height))));
+  return framesPerBatch(width, height, BATCH_PIXELS);
 }
 
 /** Decoded rgba bytes (straight alpha) as a premultiplied layer. */

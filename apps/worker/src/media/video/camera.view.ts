@@ -1,3 +1,4 @@
+import { framesPerBatch } from '../frame-batches';
 import type { CameraBox } from './camera.path';
 import { GAIN_ONE } from './scene.lighting';
 import { type FrameJob, HROW_STEP_BYTES, ViewThread } from './view.kernel';
@@ -15,10 +16,9 @@ export interface RgbImage {
  * batch takes ~0.1 s, so a cancel is seen quickly.
  */
 const BATCH_PIXELS = 6 * 1920 * 1080;
-const MAX_BATCH_FRAMES = 12;
 
 export function cameraFramesPerBatch(width: number, height: number): number {
-  return Math.max(1, Math.min(MAX_BATCH_FRAMES, Math.floor(BATCH_PIXELS / (width * height))));
+  return framesPerBatch(width, height, BATCH_PIXELS);
 }
 
 /** Gains are capped at this many times the input (keeps the fixed-point products in 16 bits). */
