@@ -130,7 +130,8 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
       async () => {
         const { body } = await service.http.get('/workers/status');
         const me = body.workers.find((w: any) => w.worker_id === service.config.worker.id);
-        return me?.status === 'busy' ? { body, me } : undefined;
+        // Busy with this task (an earlier test's run may still be reported for up to 100 ms).
+        return me?.status === 'busy' && me.current_task_id === id ? { body, me } : undefined;
       },
       { timeoutMs: 5000, what: 'worker busy' },
     );
