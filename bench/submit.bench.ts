@@ -43,7 +43,7 @@ interface Bare {
  * counter (the same script), the same record-creating script with its backlog check and queue
  * position, and Queue.add with the same options — with no framework, validation, auth or logging.
  */
-export async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
+async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   redis.defineCommand('amsCreateTask', { numberOfKeys: 4, lua: CREATE_TASK });
   const commands = redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>;

@@ -1,5 +1,6 @@
 export * from './file-server';
 export * from './http-client';
+export * from './log-capture';
 export * from './payload-server';
 export * from './s3-server';
 export * from './test-config';

@@ -1,22 +1,14 @@
 import { Writable } from 'node:stream';
 import { AppConfig } from '@app/config';
+import { LogCapture } from '@app/testing';
 import pino from 'pino';
 import { loggerParams, redactUrl } from './logger-params';
 import { formatPrettyLine } from './pretty.stream';
 import { taskFieldsOf } from './task-log-fields';
 
-class Capture extends Writable {
-  readonly lines: Record<string, any>[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void) {
-    for (const line of chunk.toString().split('\n').filter(Boolean))
-      this.lines.push(JSON.parse(line));
-    done();
-  }
-}
-
 /** A pino logger built from the same options nestjs-pino gets. */
 function logger(env: Record<string, string> = {}) {
-  const capture = new Capture();
+  const capture = new LogCapture();
   const config = AppConfig.fromEnv({ API_KEYS: 'k1', LOG_LEVEL: 'debug', ...env });
   const [options] = loggerParams(config, 'api', capture).pinoHttp as [pino.LoggerOptions, unknown];
   return { log: pino(options, capture), lines: capture.lines };

@@ -1,26 +1,17 @@
-import { Writable } from 'node:stream';
 import { AppConfig } from '@app/config';
+import { LogCapture } from '@app/testing';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type pino from 'pino';
 import pinoHttp from 'pino-http';
 import { loggerParams } from './logger-params';
 import { registerRequestLog } from './request-log';
 
-class Capture extends Writable {
-  readonly lines: Record<string, any>[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void) {
-    for (const line of chunk.toString().split('\n').filter(Boolean))
-      this.lines.push(JSON.parse(line));
-    done();
-  }
-}
-
 /**
  * A Fastify server with the request log on a root logger made as nestjs-pino makes it (pino-http's
  * logger from our params, so its serializers are the ones production runs).
  */
 async function server(env: Record<string, string> = {}) {
-  const capture = new Capture();
+  const capture = new LogCapture();
   const config = AppConfig.fromEnv({ API_KEYS: 'k1', LOG_LEVEL: 'info', ...env });
   const [options] = loggerParams(config, 'api', capture).pinoHttp as [pino.LoggerOptions, unknown];
   const root = pinoHttp(options, capture).logger;

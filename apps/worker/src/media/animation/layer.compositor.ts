@@ -286,7 +286,7 @@ function roundByte(value: number): number {
  * One frame into `target` at `offset` (rgb24): `backdrop` (a `width`×`height` rgb24 frame) with
  * `draws` composited over it in order. A layer is drawn only inside its own region
  * (`layerRegion` of its placement); invisible and off-canvas ones cost nothing. `row` is
- * scratch space (3·width floats), allocated when not given.
+ * scratch space (3·width floats), allocated when not given. Returns how many layers were drawn.
  */
 export function compositeFrame(
   target: Uint8Array,
@@ -296,7 +296,7 @@ export function compositeFrame(
   backdrop: Uint8Array,
   draws: readonly LayerDraw[],
   row = new Float32Array(width * 3),
-): void {
+): number {
   const rowBytes = width * 3;
   const n = rowBytes * height;
   if (backdrop.length < n || target.length < offset + n || row.length < rowBytes) {
@@ -315,7 +315,7 @@ export function compositeFrame(
     top = Math.min(top, region.y0);
     bottom = Math.max(bottom, region.y1);
   }
-  if (warps.length === 0) return;
+  if (warps.length === 0) return 0;
   const spans = warps.map(() => ({ from: 0, to: 0 }));
   const inRow = warps.map(() => false);
   const order = warps.map((_, i) => i);
@@ -360,4 +360,5 @@ export function compositeFrame(
       for (let i = first; i < last; i++) target[base + i] = roundByte(row[i]);
     }
   }
+  return warps.length;
 }

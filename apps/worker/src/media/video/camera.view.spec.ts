@@ -2,11 +2,11 @@ import type { CameraBox } from './camera.path';
 import {
   axisSamples,
   cameraFramesPerBatch,
-  lightGains,
   q15Weight,
   renderFrame,
   type RgbImage,
 } from './camera.view';
+import { lightGains } from './scene.lighting';
 
 /** A 100×60 source: left half 50, right half 200 (grey), with a bright 10×10 square at (20, 20). */
 function source(): RgbImage {

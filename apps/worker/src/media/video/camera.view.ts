@@ -1,6 +1,5 @@
 import { framesPerBatch } from '../frame-batches';
 import type { CameraBox } from './camera.path';
-import { GAIN_ONE } from './scene.lighting';
 import { type FrameJob, HROW_STEP_BYTES, ViewThread } from './view.kernel';
 
 /** Interleaved rgb24 pixels, row-major. */
@@ -19,21 +18,6 @@ const BATCH_PIXELS = 6 * 1920 * 1080;
 
 export function cameraFramesPerBatch(width: number, height: number): number {
   return framesPerBatch(width, height, BATCH_PIXELS);
-}
-
-/** Gains are capped at this many times the input (keeps the fixed-point products in 16 bits). */
-const MAX_GAIN = 4;
-
-/**
- * A screen light (per pixel and channel, 1 = unchanged) as fixed-point gains for the camera
- * kernel: `round(light × 256)`, at most 4×.
- */
-export function lightGains(light: ArrayLike<number>): Uint16Array {
-  const gains = new Uint16Array(light.length);
-  for (let i = 0; i < light.length; i++) {
-    gains[i] = Math.min(MAX_GAIN * GAIN_ONE, Math.max(0, Math.round(light[i] * GAIN_ONE)));
-  }
-  return gains;
 }
 
 /** A crossfade weight (0..1) in Q15, as the kernel and `renderFrame` use it. */

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { VIDEO_LIGHTING_PRESETS } from '@app/tasks';
 import { selectTfjsBackend } from '@app/gpu/tfjs-backend.selection';
-import { lightGains } from './camera.view';
-import { gradeBytes, sceneGradeFor, screenGains } from './scene.lighting';
+import { gradeBytes, lightGains, sceneGradeFor, screenGains } from './scene.lighting';
 import { gradeColours, screenLight, toRgb24 } from './scene.reference';
 
 describe('screen gains', () => {

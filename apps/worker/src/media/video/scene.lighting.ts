@@ -154,6 +154,18 @@ export const GAIN_ONE = 256;
 const MAX_GAIN = 4;
 
 /**
+ * A screen light (per pixel and channel, 1 = unchanged) as fixed-point gains for the camera
+ * kernel: `round(light × 256)`, at most 4×.
+ */
+export function lightGains(light: ArrayLike<number>): Uint16Array {
+  const gains = new Uint16Array(light.length);
+  for (let i = 0; i < light.length; i++) {
+    gains[i] = Math.min(MAX_GAIN * GAIN_ONE, Math.max(0, Math.round(light[i] * GAIN_ONE)));
+  }
+  return gains;
+}
+
+/**
  * `screenLight` (scale 1) as the camera kernel's fixed-point gains, `round(light × 256)` capped
  * at 4×, computed directly in float64 (the same formulas; within one step of the tfjs result,
  * which computes in float32). Plain loops over the frame: ~0.1 s for 1080p where the tensor ops

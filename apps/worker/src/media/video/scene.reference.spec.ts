@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { selectTfjsBackend } from '@app/gpu/tfjs-backend.selection';
+import { CAMERA_PRESETS } from '@app/tasks';
 import { cameraBox, maxZoom, subjectFocus } from './camera.path';
 import { colourMatrix, sceneGradeFor } from './scene.lighting';
 import { gradeColours, screenLight, toRgb24 } from './scene.reference';
@@ -19,18 +20,7 @@ describe.each(['wasm', 'cpu'] as const)('rgb24 readback on %s', (backend) => {
 
 describe('camera path', () => {
   it('keeps every box inside the source and with the output aspect', () => {
-    const presets = [
-      'wide_shot',
-      'medium_shot',
-      'close_up',
-      'pan_left',
-      'pan_right',
-      'tilt_up',
-      'dolly_in',
-      'dolly_out',
-      'tracking_shot',
-    ] as const;
-    for (const preset of presets) {
+    for (const preset of CAMERA_PRESETS) {
       for (let i = 0; i <= 10; i++) {
         const [y1, x1, y2, x2] = cameraBox(preset, i / 10, 7, { x: 0.2, y: 0.4 });
         expect(Math.min(y1, x1)).toBeGreaterThanOrEqual(0);

@@ -1,5 +1,6 @@
 import type { CameraBox } from './camera.path';
-import { CameraRenderer, lightGains, renderFrame, type RgbImage } from './camera.view';
+import { CameraRenderer, renderFrame, type RgbImage } from './camera.view';
+import { lightGains } from './scene.lighting';
 import { VIEW_KERNEL_WASM, ViewThread } from './view.kernel';
 
 /** Deterministic noise: the worst case for any shortcut in the kernel. */

@@ -8,7 +8,6 @@ import { HEX_COLOUR, parseResolution, videoTiming, type RenderAnimationTaskData 
 import {
   animationFramesPerBatch,
   compositeFrame,
-  layerRegion,
   premultiplied,
   type LayerDraw,
   type LayerPlacement,
@@ -120,16 +119,19 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
           const count = Math.min(batch, frames - first);
           for (let k = 0; k < count; k++) {
             const time = (first + k) / fps;
-            const draws: LayerDraw[] = [];
-            for (const layer of layers) {
+            const draws: LayerDraw[] = layers.map((layer) => {
               const p = layer.track.at(time);
-              const placement = { ...p, scale: p.scale * layer.scale };
-              const { width: w, height: h } = layer.image;
-              if (!layerRegion([placement], w, h, { width, height })) continue;
-              draws.push({ layer: layer.image, placement });
-            }
-            compositeFrame(bytes, k * frameBytes, width, height, backdrop, draws, row);
-            composited += draws.length;
+              return { layer: layer.image, placement: { ...p, scale: p.scale * layer.scale } };
+            });
+            composited += compositeFrame(
+              bytes,
+              k * frameBytes,
+              width,
+              height,
+              backdrop,
+              draws,
+              row,
+            );
           }
           const t1 = Date.now();
           renderMs += t1 - t0;
