@@ -1,2 +1,3 @@
 export * from './redis-keys';
 export * from './redis.module';
+export * from './redis-errors';
