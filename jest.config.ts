@@ -42,7 +42,7 @@ const config: Config = {
     {
       ...common,
       displayName: 'e2e',
-      testMatch: ['<rootDir>/apps/*/test/**/*.e2e-spec.ts'],
+      testMatch: ['<rootDir>/{apps,libs}/*/test/**/*.e2e-spec.ts'],
     },
   ],
 };

@@ -7,7 +7,7 @@ import { PayloadModule } from '@app/payload';
 import { LoggingModule } from '@app/observability';
 import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
-import { TasksModule, type QueueName } from '@app/tasks';
+import { TaskReconciler, TasksModule, type QueueName } from '@app/tasks';
 import { WebhooksModule } from '@app/webhooks';
 import { WORKER_OPERATIONS_PROVIDERS } from './health/worker-health.server';
 import { WorkerHeartbeatService } from './heartbeat/worker-heartbeat.service';
@@ -17,6 +17,7 @@ import { EventLoopWatch } from './runtime/event-loop.watch';
 import { ProcessorRegistry } from './runtime/processor.registry';
 import { queueConsumer } from './runtime/queue-consumer';
 import { TaskEvents } from './runtime/task-events';
+import { RunOutput } from './runtime/run-output';
 import { TaskRunner } from './runtime/task-runner';
 import { WorkerShutdownService } from './runtime/worker-shutdown.service';
 
@@ -41,9 +42,11 @@ export class WorkerModule {
       ],
       providers: [
         ProcessorRegistry,
+        RunOutput,
         TaskRunner,
         TaskEvents,
         CancelWatcher,
+        TaskReconciler,
         WorkerShutdownService,
         EventLoopWatch,
         WorkerHeartbeatService,

@@ -42,6 +42,10 @@ export class AppConfig {
   };
   readonly tasks!: {
     maxRetryAttempts: number;
+    /** Automatic retries per error class (RETRY_LIMITS over seed 000's values). */
+    retryLimits: Record<RetryClass, number>;
+    reconcile: { intervalMs: number; graceMs: number; batch: number };
+    unknownTypeTimeoutSeconds: number;
     retryDelayScale: number;
     timeoutSeconds: number;
     queueMaxSize: number;
@@ -148,6 +152,13 @@ export class AppConfig {
       },
       tasks: {
         maxRetryAttempts: e.MAX_RETRY_ATTEMPTS,
+        retryLimits: retryLimits(e.RETRY_LIMITS),
+        reconcile: {
+          intervalMs: e.RECONCILE_INTERVAL_MS,
+          graceMs: e.RECONCILE_GRACE_MS,
+          batch: e.RECONCILE_BATCH,
+        },
+        unknownTypeTimeoutSeconds: e.UNKNOWN_TASK_TYPE_TIMEOUT,
         retryDelayScale: e.RETRY_DELAY_SCALE,
         timeoutSeconds: e.TASK_TIMEOUT,
         queueMaxSize: e.QUEUE_MAX_SIZE,
@@ -257,6 +268,19 @@ function parseApiKeys(entries: string[]): ApiKeyScope[] {
   if (scopes.length === 0)
     throw new ConfigError('Invalid configuration:\n- API_KEYS must list at least one key');
   return scopes;
+}
+
+/** Seed 000's automatic retries per error class. */
+export const SEED_RETRY_LIMITS = { network: 3, gpu_memory: 2, rate_limit: 5, default: 1 } as const;
+export type RetryClass = keyof typeof SEED_RETRY_LIMITS;
+
+function retryLimits(raw: string): Record<RetryClass, number> {
+  const limits: Record<RetryClass, number> = { ...SEED_RETRY_LIMITS };
+  for (const pair of raw.split(',')) {
+    const [cls, n] = pair.split(':').map((x) => x.trim());
+    if (cls && n) limits[cls as RetryClass] = Number(n);
+  }
+  return limits;
 }
 
 /** The configured secret with its whsec_ prefix, or one derived from the API keys. */

@@ -80,10 +80,51 @@ export class EnvSchema {
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
   PUBLIC_BASE_URL: string = 'http://localhost:8001';
 
+  /**
+   * The most automatic retries of one task, whatever their error classes, and the most runs of
+   * lost workers (killed, lock lapsed) taken over before the task fails.
+   */
   @IsInt()
   @Min(0)
   @Max(20)
-  MAX_RETRY_ATTEMPTS: number = 3;
+  MAX_RETRY_ATTEMPTS: number = 5;
+
+  /**
+   * Automatic retries per error class (seed 000: network 3, GPU memory 2, rate limit 5, other
+   * errors 1), as `class:n` pairs; classes left out keep the seed's value.
+   */
+  @Matches(/^\s*((network|gpu_memory|rate_limit|default)\s*:\s*\d{1,2}\s*(,\s*|$))*$/, {
+    message:
+      'RETRY_LIMITS must be class:count pairs, e.g. network:3,gpu_memory:2,rate_limit:5,default:1',
+  })
+  RETRY_LIMITS: string = '';
+
+  /** How often the reconciler looks for tasks whose job is missing or ended (ms; 0: never). */
+  @IsInt()
+  @Min(0)
+  @Max(3_600_000)
+  RECONCILE_INTERVAL_MS: number = 15_000;
+
+  /** A task untouched for less than this (ms) is left alone by the reconciler. */
+  @IsInt()
+  @Min(100)
+  @Max(86_400_000)
+  RECONCILE_GRACE_MS: number = 60_000;
+
+  /** The most tasks one reconciler pass looks at. */
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  RECONCILE_BATCH: number = 500;
+
+  /**
+   * A job of a task type this worker does not know (a newer API in a rolling deploy) goes back
+   * to the queue for a worker that does; after this many seconds of that the task fails.
+   */
+  @IsInt()
+  @Min(1)
+  @Max(7 * 24 * 3600)
+  UNKNOWN_TASK_TYPE_TIMEOUT: number = 900;
 
   /** Multiplies the retry delays (30/120/300/60 s); tests and local runs may shorten them. */
   @IsNumber()

@@ -28,10 +28,11 @@ describe('isRedisUnavailableError', () => {
     expect(isRedisUnavailableError(new Error(message))).toBe(true);
   });
 
-  it('socket error codes are connection problems', () => {
-    expect(isRedisUnavailableError(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(
-      true,
-    );
+  it('a bare socket error (any peer: an input URL, Payload) is not taken for Redis', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), {
+      code: 'ECONNREFUSED',
+    });
+    expect(isRedisUnavailableError(refused)).toBe(false);
   });
 
   it.each([

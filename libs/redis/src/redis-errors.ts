@@ -8,26 +8,18 @@
 const REFUSING_REPLIES =
   /^(OOM|READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF|NOAUTH|WRONGPASS|NOPERM|EXECABORT.*(OOM|READONLY))\b/;
 
+// ioredis's own words: the client gave up on a command (closed, timed out, out of retries) or
+// cannot reach a cluster or sentinel. Bare socket codes (ECONNREFUSED, ...) are left out: they
+// come from any peer (an input URL, Payload), and ioredis, retrying for ever, never rejects a
+// command with one.
 const CONNECTION_MESSAGES =
-  /Connection is closed|Command timed out|Stream isn't writeable|Reached the max retries per request limit|connect ECONNREFUSED|read ECONNRESET|write EPIPE|ETIMEDOUT|Socket closed unexpectedly|ENOTFOUND|EAI_AGAIN|Failed to refresh slots cache|None of the sentinels are available|All sentinels are unreachable/i;
-
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
+  /^(Connection is closed|Command timed out|Stream isn't writeable|Reached the max retries per request limit|Failed to refresh slots cache|None of the sentinels are available|All sentinels are unreachable)/;
 
 /** True when `err` means Redis is unavailable or refusing writes (see above). */
 export function isRedisUnavailableError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const e = err as Error & { code?: string; name: string; command?: unknown };
-  if (e.name === 'MaxRetriesPerRequestError') return true;
-  if (e.code && CONNECTION_CODES.has(e.code)) return true;
+  const e = err as Error & { name: string };
+  if (e.name === 'MaxRetriesPerRequestError' || e.name === 'ClusterAllFailedError') return true;
   const message = e.message ?? '';
   // ioredis ReplyError: the reply's first word is Redis's error code.
   if (e.name === 'ReplyError' && REFUSING_REPLIES.test(message)) return true;

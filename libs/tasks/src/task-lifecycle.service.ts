@@ -5,8 +5,10 @@ import { UnsafeUrlError, UrlPolicy } from '@app/net';
 import { TaskQueueService } from './queue/task-queue.service';
 import { CancelBus } from './queue/cancel-bus';
 import type { TaskPriority } from './queues';
+import { isRedisUnavailableError } from '@app/redis';
 import type { TaskRecord } from './records/task.record';
-import { TaskRepository, TransitionError } from './records/task.repository';
+import { TaskRepository, type IdempotencyWrite } from './records/task.repository';
+import { TaskStateMachine, TransitionError } from './records/task-state.machine';
 import { TaskConflictError, TaskNotFoundError, TaskValidationError } from './task-errors';
 import { httpUrlsIn, s3ReferenceProblems } from './task-types/input-url.validator';
 import { validateTaskData } from './task-types/task-data.validator';
@@ -34,6 +36,7 @@ export class TaskLifecycleService {
 
   constructor(
     private readonly tasks: TaskRepository,
+    private readonly moves: TaskStateMachine,
     private readonly queues: TaskQueueService,
     private readonly definitions: TaskDefinitions,
     private readonly cancels: CancelBus,
@@ -41,7 +44,13 @@ export class TaskLifecycleService {
     private readonly urls: UrlPolicy,
   ) {}
 
-  async submit(input: SubmitTaskInput): Promise<TaskRecord> {
+  /**
+   * Validates, creates the record (with `idempotency`, the Idempotency-Key entry in the same
+   * step) and adds its job. A job that cannot be added because Redis refuses writes leaves the
+   * record queued: it is accepted, and the reconciler adds its job once Redis takes writes again
+   * (answering an error would make a client retry into a second task).
+   */
+  async submit(input: SubmitTaskInput, idempotency?: IdempotencyWrite): Promise<TaskRecord> {
     const def = this.definitions.get(input.task_type);
     if (!def) {
       throw new TaskValidationError([
@@ -77,10 +86,12 @@ export class TaskLifecycleService {
       // QUEUE_MAX_SIZE is checked, and the job's queue position counted, in the same step as
       // the create: no other round trip, no race between the check and the create.
       this.queues.backlogLimit(def.queue),
+      idempotency,
     );
     await this.enqueueOrFail(record, jobId);
     this.logger.log(
-      `task_id=${taskId} project_id=${record.project_id} submitted ${def.type} to ${def.queue} priority=${record.priority}`,
+      { task_id: taskId, project_id: record.project_id, queue: def.queue },
+      `submitted ${def.type} priority=${record.priority}`,
     );
     return record;
   }
@@ -115,10 +126,7 @@ export class TaskLifecycleService {
   async cancel(scope: ProjectScope, taskId: string): Promise<TaskRecord> {
     const task = await this.get(scope, taskId);
     try {
-      await this.tasks.transition(taskId, 'cancelled', {
-        completed_at: new Date().toISOString(),
-        current_step: 'cancelled',
-      });
+      await this.moves.cancel(taskId);
     } catch (err) {
       throw this.conflict(err, taskId, 'cancel');
     }
@@ -126,33 +134,22 @@ export class TaskLifecycleService {
     await this.queues.remove(task.queue, task.job_id);
     await this.cancels.publish(taskId);
     this.logger.log(
-      `task_id=${taskId} project_id=${task.project_id} cancelled (was ${task.status})`,
+      { task_id: taskId, project_id: task.project_id },
+      `cancelled (was ${task.status})`,
     );
     return this.get(scope, taskId);
   }
 
+  /**
+   * Manual retry: failed or cancelled → queued with a fresh job. QUEUE_MAX_SIZE is checked in the
+   * same step as the move (503 when full), like a submit.
+   */
   async retry(scope: ProjectScope, taskId: string): Promise<TaskRecord> {
     const task = await this.get(scope, taskId);
     const retries = task.retries + 1;
     const jobId = TaskQueueService.jobId(taskId, retries);
     try {
-      await this.tasks.transition(
-        taskId,
-        'queued',
-        {
-          retries,
-          job_id: jobId,
-          attempts: 0,
-          progress: 0,
-          current_step: 'waiting_in_queue',
-          error: null,
-          result: null,
-          started_at: null,
-          completed_at: null,
-          run_id: null,
-        },
-        { from: ['failed', 'cancelled'] },
-      );
+      await this.moves.retry(taskId, { retries, jobId }, this.queues.backlogLimit(task.queue));
     } catch (err) {
       throw this.conflict(err, taskId, 'retry');
     }
@@ -164,11 +161,17 @@ export class TaskLifecycleService {
       this.queues.positionKeys(queued.queue),
       jobId,
     );
-    this.logger.log(`task_id=${taskId} project_id=${task.project_id} retried (retry ${retries})`);
+    this.logger.log({ task_id: taskId, project_id: task.project_id }, `retried (retry ${retries})`);
     return queued;
   }
 
+  /**
+   * Adds the task's job. When Redis refuses the write (or is unreachable) the record stays
+   * queued and the reconciler adds the job later; any other failure fails the record (a record
+   * without a job would wait forever) and is thrown.
+   */
   private async enqueueOrFail(task: TaskRecord, jobId: string): Promise<void> {
+    const fields = { task_id: task.task_id, project_id: task.project_id };
     try {
       await this.queues.enqueue(
         task.queue,
@@ -178,22 +181,17 @@ export class TaskLifecycleService {
         task.priority,
       );
     } catch (err) {
-      // A record without a job would wait forever: fail it so it can be retried.
-      await this.tasks
-        .transition(
-          task.task_id,
-          'failed',
-          {
-            error: `could not be queued: ${(err as Error).message}`,
-            completed_at: new Date().toISOString(),
-          },
-          // Not a transition a run makes (processing → failed): the task never left the queue.
-          { from: ['queued'] },
-        )
-        .catch((transitionErr: Error) =>
-          this.logger.error(
-            `task_id=${task.task_id} project_id=${task.project_id} could not be marked failed: ${transitionErr.message}`,
-          ),
+      if (isRedisUnavailableError(err)) {
+        this.logger.warn(
+          fields,
+          `job not added (${(err as Error).message}); the reconciler adds it once Redis takes writes`,
+        );
+        return;
+      }
+      await this.moves
+        .failUnqueued(task.task_id, `could not be queued: ${(err as Error).message}`)
+        .catch((moveErr: Error) =>
+          this.logger.error(fields, `could not be marked failed: ${moveErr.message}`),
         );
       throw err;
     }

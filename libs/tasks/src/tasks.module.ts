@@ -7,6 +7,7 @@ import { CancelBus } from './queue/cancel-bus';
 import { BULL_PREFIX_PART, TaskQueueService } from './queue/task-queue.service';
 import { ALL_QUEUES } from './queues';
 import { TaskRepository } from './records/task.repository';
+import { TaskStateMachine } from './records/task-state.machine';
 import { TaskLifecycleService } from './task-lifecycle.service';
 import { EXTRA_TASK_DEFINITIONS, TaskDefinitions } from './task-types/task-definitions';
 import { WorkerStatusRepository } from './workers/worker-status.repository';
@@ -27,6 +28,7 @@ import { WorkerStatusRepository } from './workers/worker-status.repository';
   providers: [
     { provide: EXTRA_TASK_DEFINITIONS, useValue: [] },
     TaskRepository,
+    TaskStateMachine,
     TaskQueueService,
     TaskDefinitions,
     CancelBus,
@@ -36,6 +38,7 @@ import { WorkerStatusRepository } from './workers/worker-status.repository';
   exports: [
     BullModule,
     TaskRepository,
+    TaskStateMachine,
     TaskQueueService,
     TaskDefinitions,
     CancelBus,

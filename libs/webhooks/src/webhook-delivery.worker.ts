@@ -162,6 +162,6 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
       attempt,
       status,
     });
-    await this.state.recordAttempt(data.task_id, data.webhook_id, patch);
+    await this.state.recordAttempt(data.task_id, data.webhook_id, patch, attempt);
   }
 }

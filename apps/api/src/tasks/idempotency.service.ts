@@ -2,12 +2,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   BadRequestException,
   ConflictException,
+  HttpStatus,
   Injectable,
   Logger,
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { redisKey } from '@app/redis';
+import type { IdempotencyWrite } from '@app/tasks';
 import { Redis } from 'ioredis';
 
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
@@ -27,14 +29,25 @@ const RELEASE_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/**
+ * A key's entry: reserved while its first request runs, then done. The done entry is written by
+ * the create step itself (with the task id and queue position), so a repeat finds the task even
+ * when every write after the create failed.
+ */
 type StoredEntry =
   | { state: 'pending'; fingerprint: string; token: string }
-  | { state: 'done'; fingerprint: string; status: number; body: unknown };
+  | {
+      state: 'done';
+      fingerprint: string;
+      status: number;
+      task_id: string;
+      queue_position: number;
+    };
 
-/** The outcome of claiming a key: run the request, or answer with the stored response. */
+/** The outcome of claiming a key: run the request, or answer for the task it made. */
 export type IdempotencyClaim =
   | { kind: 'new'; reservation: IdempotencyReservation }
-  | { kind: 'replay'; status: number; body: unknown };
+  | { kind: 'replay'; status: number; taskId: string; queuePosition: number };
 
 export interface IdempotencyReservation {
   readonly redisKey: string;
@@ -44,8 +57,9 @@ export interface IdempotencyReservation {
 
 /**
  * `Idempotency-Key` of POST /tasks/submit, per project (draft-ietf-httpapi-idempotency-key-header):
- * the first request reserves the key atomically (SET NX), the response it produced is stored for
- * IDEMPOTENCY_TTL, and a repeat with the same body gets that response again. A repeat while the
+ * the first request reserves the key atomically (SET NX), the create step that makes its task
+ * turns the reservation into the task's entry (same atomic step, kept for IDEMPOTENCY_TTL), and a
+ * repeat with the same body gets the original response again. A repeat while the
  * first still runs is a 409, the same key with another body a 422, and a first request that
  * failed releases the key so that it can be retried. Keys are stored as SHA-256 digests.
  */
@@ -102,26 +116,28 @@ export class IdempotencyService {
           'A request with this Idempotency-Key is still being processed; retry shortly',
         );
       }
-      return { kind: 'replay', status: entry.status, body: entry.body };
+      return {
+        kind: 'replay',
+        status: entry.status,
+        taskId: entry.task_id,
+        queuePosition: entry.queue_position,
+      };
     }
     throw new ConflictException(
       'A request with this Idempotency-Key is still being processed; retry shortly',
     );
   }
 
-  /** Stores the response of the first request for IDEMPOTENCY_TTL. */
-  async complete(
-    reservation: IdempotencyReservation,
-    status: number,
-    body: unknown,
-  ): Promise<void> {
-    const done: StoredEntry = { state: 'done', fingerprint: reservation.fingerprint, status, body };
-    await this.redis.set(
-      reservation.redisKey,
-      JSON.stringify(done),
-      'EX',
-      this.config.api.idempotencyTtlSeconds,
-    );
+  /**
+   * What the create step writes under the key when it creates the task: the done entry (the
+   * script adds task_id and queue_position), kept for IDEMPOTENCY_TTL.
+   */
+  completion(reservation: IdempotencyReservation): IdempotencyWrite {
+    return {
+      key: reservation.redisKey,
+      entry: { state: 'done', fingerprint: reservation.fingerprint, status: HttpStatus.CREATED },
+      ttlSeconds: this.config.api.idempotencyTtlSeconds,
+    };
   }
 
   /**

@@ -6,7 +6,6 @@ import {
   Get,
   Headers,
   HttpCode,
-  HttpStatus,
   Param,
   ParseUUIDPipe,
   Post,
@@ -144,18 +143,23 @@ export class TasksController {
       IdempotencyService.fingerprint(input),
     );
     if (claim.kind === 'replay') {
+      // The original response: the record's fields with the status and position it had then.
+      const task = await this.lifecycle.get(scope, claim.taskId);
       void reply.status(claim.status).header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-      return claim.body as SubmitTaskResponseDto;
+      return this.views.submitted({
+        ...task,
+        status: 'queued',
+        queue_position: claim.queuePosition,
+      });
     }
-    let response: SubmitTaskResponseDto;
     try {
-      response = this.views.submitted(await this.lifecycle.submit(input));
+      return this.views.submitted(
+        await this.lifecycle.submit(input, this.idempotency.completion(claim.reservation)),
+      );
     } catch (err) {
       await this.idempotency.release(claim.reservation);
       throw err;
     }
-    await this.idempotency.complete(claim.reservation, HttpStatus.CREATED, response);
-    return response;
   }
 
   @Get(':task_id/status')
@@ -184,12 +188,21 @@ export class TasksController {
 
   @Post(':task_id/retry')
   @HttpCode(200)
+  @UseGuards(SubmitThrottlerGuard)
   @ApiOperation({ summary: 'Queue a failed or cancelled task again with the same parameters' })
   @ApiOkResponse({ type: SubmitTaskResponseDto })
   @ApiNotFoundResponse({ type: ErrorResponseDto })
   @ApiConflictResponse({
     type: ErrorResponseDto,
     description: 'The task is not failed or cancelled',
+  })
+  @ApiTooManyRequestsResponse({
+    type: ErrorResponseDto,
+    description: 'Rate limit of the API key reached (a retry counts as a submit)',
+  })
+  @ApiServiceUnavailableResponse({
+    type: ErrorResponseDto,
+    description: 'The queue is full (Retry-After)',
   })
   async retry(
     @Scope() scope: ProjectScope,

@@ -25,6 +25,29 @@ export class TaskCancelledError extends Error {
   }
 }
 
+/**
+ * The run no longer owns its task: another run took it over (this process's lock lapsed and the
+ * job ran elsewhere), or another actor moved it on. It stops without touching the task.
+ */
+export class RunSupersededError extends Error {
+  override readonly name = 'RunSupersededError';
+  constructor(message = 'the task is now owned by another run') {
+    super(message);
+  }
+}
+
+/**
+ * BullMQ could not renew the job's lock (it lapsed: a blocked loop, a Redis failover, a deleted
+ * key): the job is no longer this run's to finish. The run stops and hands the task back; its
+ * takeover charges no attempt.
+ */
+export class LockLostError extends Error {
+  override readonly name = 'LockLostError';
+  constructor() {
+    super("the job's lock was lost");
+  }
+}
+
 /** The run passed its hard time limit. */
 export class TaskTimeoutError extends Error {
   override readonly name = 'TaskTimeoutError';

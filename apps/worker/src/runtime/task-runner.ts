@@ -1,12 +1,12 @@
-import { rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { PayloadClient, payloadMediaType } from '@app/payload';
-import { isKeyInProject, mediaOutputKey, type MediaFolder } from '@app/projects';
-import { StorageDriver, type StoredObject } from '@app/storage';
+import { PayloadError } from '@app/payload';
+import { isRedisUnavailableError } from '@app/redis';
 import {
   TaskDefinitions,
   TaskRepository,
+  TaskStateMachine,
   TransitionError,
   untilAborted,
   validateTaskData,
@@ -17,91 +17,131 @@ import {
 } from '@app/tasks';
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { ProcessorRegistry } from './processor.registry';
+import { ProgressCoalescer } from './progress-coalescer';
+import { RetryPolicy } from './retry-policy';
+import { startDeadline } from './run-deadline';
+import { removeTempOutput, RunOutput } from './run-output';
+import { RunRegistry } from './run-registry';
 import {
   classifyError,
-  isRetryable,
-  retryDelayMs,
+  LockLostError,
+  RunSupersededError,
   TaskCancelledError,
-  TaskTimeoutError,
 } from './task-errors';
 import { TaskEvents } from './task-events';
-import type { RunningTask, TaskOutput } from './task-processor';
+import type { RunningTask, TaskOutput, TaskProcessor } from './task-processor';
 import { STALLED_LIMIT_REASON, WorkerShutdownError } from './worker-shutdown.errors';
 
-/** A run in this process, reachable by task id for cancels. */
-interface ActiveRun {
-  readonly runId: string;
-  readonly projectId: string;
-  readonly controller: AbortController;
-  /** Settles once the run has recorded its outcome (or handed the task back). */
-  readonly finished: Promise<void>;
-}
+/** How long a job fetched again while an earlier call of it still winds down here waits. */
+const REFETCH_DEFER_MS = 1000;
+/** How long a job waits when Redis refused its claim or outcome (the job goes back delayed). */
+const REDIS_UNAVAILABLE_DELAY_MS = 5000;
+/** An outcome write that Redis refuses is tried this often (same operation token) before the
+ * job is put back. */
+const OUTCOME_WRITE_TRIES = 5;
+const OUTCOME_WRITE_BACKOFF_MS = 250;
 
-/** The output of a run that reached storage, and whether the record already points at it. */
+type LogFields = { task_id: string; project_id: string };
+
+/** The output of a run that reached storage, and how far it got. */
 interface StoredOutput {
   key: string;
   /** The record holds it as a pending result: a retry may resume from registration. */
   recorded: boolean;
+  /** Registration in Payload began: a document may point at it. */
+  registering: boolean;
+}
+
+/** Everything settling a run needs to know about it. */
+interface RunContext {
+  job: Job<TaskJobData>;
+  token: string | undefined;
+  task: TaskRecord;
+  runId: string;
+  attempt: number;
+  signal: AbortSignal;
+  started: number;
+  stored?: StoredOutput;
+  log: LogFields;
 }
 
 /**
- * Progress reports closer together than this are coalesced: a processor's report of the same
- * step as its previous one is dropped when that one reached the record less than this ago.
- * The runner's own `uploading_result` step (after the processor returns) is skipped, too, when
- * the record got progress less than this ago: a run that short completes (progress 1 and its
- * final step) straight after; users polling a longer run still see `uploading_result`.
- */
-const PROGRESS_MIN_INTERVAL_MS = 200;
-
-/**
- * Owns all bookkeeping around a processor: claims the task, reports progress, enforces the time
- * limit, stores the output, records the outcome and schedules automatic retries. Processors only
+ * Runs one BullMQ job of a task: claim → processor → store → register → complete. The moves
+ * themselves belong to TaskStateMachine; the retry rule, the time limit, progress coalescing,
+ * the output's way out and the registry of runs are collaborators of their own. Processors only
  * compute.
  */
 @Injectable()
 export class TaskRunner {
   private readonly logger = new Logger(TaskRunner.name);
-  private readonly active = new Map<string, ActiveRun>();
+  readonly runs = new RunRegistry();
+  private readonly retryPolicy: RetryPolicy;
   private completed = 0;
   /** Set when the worker shuts down past its grace: every run, even one starting now, goes back. */
   private handingBack = false;
 
   constructor(
     private readonly tasks: TaskRepository,
+    private readonly moves: TaskStateMachine,
     private readonly definitions: TaskDefinitions,
     private readonly registry: ProcessorRegistry,
-    private readonly storage: StorageDriver,
+    private readonly output: RunOutput,
     private readonly config: AppConfig,
     private readonly events: TaskEvents,
-    private readonly payload: PayloadClient,
-  ) {}
+  ) {
+    this.retryPolicy = new RetryPolicy(config);
+  }
 
   /** Task ids running here now. */
   activeTaskIds(): string[] {
-    return [...this.active.keys()];
+    return this.runs.taskIds();
   }
 
   tasksCompleted(): number {
     return this.completed;
   }
 
-  /** Aborts a run held by this process (cancel broadcast or status check). */
+  /** Aborts the runs of a task held by this process (cancel broadcast). */
   abort(taskId: string, reason: Error): boolean {
-    const run = this.active.get(taskId);
-    if (!run || run.controller.signal.aborted) return false;
-    this.logger.log(`task_id=${taskId} project_id=${run.projectId} aborting: ${reason.message}`);
-    run.controller.abort(reason);
-    return true;
+    const runs = this.runs.byTask(taskId);
+    const aborted = this.runs.abort(runs, reason) > 0;
+    if (aborted) {
+      this.logger.log(
+        { task_id: taskId, project_id: runs[0].projectId },
+        `aborting: ${reason.message}`,
+      );
+    }
+    return aborted;
   }
 
-  /** Runs that the store no longer lets continue (cancelled, taken over) are aborted. */
-  async reconcile(): Promise<void> {
-    for (const [taskId, run] of this.active) {
-      const task = await this.tasks.get(taskId);
-      if (!task || task.status !== 'processing' || task.run_id !== run.runId) {
-        this.abort(taskId, new TaskCancelledError());
+  /** BullMQ could not renew these jobs' locks: their runs stop and hand their tasks back. */
+  locksLost(jobIds: readonly string[]): void {
+    for (const jobId of jobIds) {
+      for (const run of this.runs.computingByJob(jobId)) {
+        if (run.controller.signal.aborted) continue;
+        this.logger.warn(
+          { task_id: run.taskId, project_id: run.projectId },
+          `lost the lock of job ${jobId}; stopping run ${run.runId}`,
+        );
+        run.controller.abort(new LockLostError());
       }
     }
+  }
+
+  /** Runs the store no longer lets continue (cancelled, taken over) are aborted. */
+  async reconcile(): Promise<void> {
+    const runs = this.runs.all();
+    const states = await this.tasks.runStates(runs.map((r) => r.taskId));
+    runs.forEach((run, i) => {
+      const { status, runId } = states[i];
+      if (status === 'processing' && runId === run.runId) return;
+      this.runs.abort(
+        [run],
+        status === 'cancelled' || status === null
+          ? new TaskCancelledError()
+          : new RunSupersededError(),
+      );
+    });
   }
 
   /**
@@ -111,42 +151,31 @@ export class TaskRunner {
    */
   async handBackAll(): Promise<void> {
     this.handingBack = true;
-    const runs = [...this.active.entries()];
-    for (const [taskId] of runs) this.abort(taskId, new WorkerShutdownError());
-    await Promise.all(runs.map(([, run]) => run.finished));
+    const runs = this.runs.all();
+    this.runs.abort(runs, new WorkerShutdownError());
+    await Promise.all(runs.map((run) => run.finished));
   }
 
   /**
-   * BullMQ failed a job because its worker was lost more than maxStalledCount times (it fails
-   * such a job when it is next fetched, without running it). The task would otherwise stay
-   * queued or processing for ever: it is failed with a reason the user can act on (a manual
-   * retry starts it afresh).
+   * BullMQ failed a job because it stalled more often than its backstop allows (it fails such
+   * a job when it is next fetched, without running it). The task would otherwise stay queued or
+   * processing for ever: it is failed with a reason the user can act on.
    */
   async jobLost(job: Job<TaskJobData>, err: Error): Promise<void> {
     if (err.message !== STALLED_LIMIT_REASON) return;
     const taskId = job.data.task_id;
     const task = await this.tasks.get(taskId);
-    if (
-      !task ||
-      task.job_id !== job.id ||
-      (task.status !== 'queued' && task.status !== 'processing')
-    )
-      return;
+    if (!task || task.job_id !== job.id) return;
     const message =
       `the worker running this task was lost ${job.stalledCounter} times (killed, or its ` +
       'event loop blocked past the job lock); giving up';
     try {
-      await this.tasks.transition(
-        taskId,
-        'failed',
-        { error: message, completed_at: new Date().toISOString() },
-        { from: ['queued', 'processing'] },
-      );
-    } catch (transitionErr) {
-      if (transitionErr instanceof TransitionError) return;
-      throw transitionErr;
+      await this.moves.failLost(taskId, message);
+    } catch (moveErr) {
+      if (moveErr instanceof TransitionError) return;
+      throw moveErr;
     }
-    this.logger.error(`task_id=${taskId} project_id=${task.project_id} failed: ${message}`);
+    this.logger.error(fieldsOf(task), `failed: ${message}`);
     this.events.emit({
       type: 'failed',
       task,
@@ -162,64 +191,107 @@ export class TaskRunner {
     jobSignal?: AbortSignal,
   ): Promise<string> {
     const taskId = job.data.task_id;
-    // The job's name is its task type (TaskQueueService.enqueue): checked before the record is
-    // touched, so a task this worker cannot run is never marked processing.
+    const log = { task_id: taskId, project_id: job.data.project_id };
+    // The job's name is its task type (TaskQueueService.enqueue).
     const def = this.definitions.get(job.name);
     const processor = this.registry.get(job.name);
-    if (!def || !processor) {
-      throw new UnrecoverableError(`no processor for task type ${job.name} on this worker`);
+    if (!def || !processor) return this.unknownType(job, token, log);
+    if (this.runs.callsInFlight(job.id!) > 1) {
+      // Fetched again while an earlier call of it is still here: that call lost the job's lock
+      // (the stalled check gave the job back). It stops; this one waits until it has.
+      this.runs.abort(this.runs.computingByJob(job.id!), new LockLostError());
+      this.logger.warn(log, `job ${job.id} fetched again while its earlier run winds down here`);
+      return this.postpone(job, token, REFETCH_DEFER_MS);
     }
     if (this.handingBack) {
       // Rare (shutdown): a job whose record is gone or superseded falls through and is dropped.
       const current = await this.tasks.get(taskId);
       if (current && current.job_id === job.id) {
-        const log = `task_id=${taskId} project_id=${current.project_id}`;
-        return this.requeue(job, token, `${log} handed back before it started`);
+        return this.requeue(job, token, log, 'handed back before it started');
       }
     }
 
-    // One round trip checks the record and claims it (queued → processing, or processing →
-    // processing: a stalled run of a lost worker is taken over).
-    const start = await this.tasks.startRun(taskId, job.id!, {
-      started_at: new Date().toISOString(),
-      progress: 0,
-      current_step: 'starting',
-    });
-    if (start.outcome === 'missing') {
-      this.logger.warn(
-        `task_id=${taskId} project_id=${job.data.project_id} job ${job.id} has no task record; dropped`,
-      );
+    let claim;
+    try {
+      claim = await this.moves.claimRun(taskId, job.id!, {
+        op: token ?? randomUUID(),
+        ownLostRuns: this.runs.lostRunIds(),
+        maxLostRuns: this.config.tasks.maxRetryAttempts,
+        startedAt: new Date().toISOString(),
+      });
+    } catch (err) {
+      if (!isRedisUnavailableError(err)) throw err;
+      this.logger.warn(log, `could not claim (${errorMessage(err)}); job back in a while`);
+      return this.postpone(job, token, REDIS_UNAVAILABLE_DELAY_MS);
+    }
+    if (claim.outcome === 'missing') {
+      this.logger.warn(log, `job ${job.id} has no task record; dropped`);
       return 'missing';
     }
-    const task = start.task;
-    const log = `task_id=${taskId} project_id=${task.project_id}`;
-    if (start.outcome === 'superseded') {
-      this.logger.warn(`${log} job ${job.id} superseded by ${task.job_id}; dropped`);
+    const task = claim.task;
+    if (claim.outcome === 'superseded') {
+      this.logger.warn(fieldsOf(task), `job ${job.id} superseded by ${task.job_id}; dropped`);
       return 'superseded';
     }
-    if (start.outcome === 'illegal') {
-      this.logger.log(`${log} not started: the task is ${task.status}`);
+    if (claim.outcome === 'exhausted') {
+      this.logger.error(fieldsOf(task), `failed: ${task.error}`);
+      this.events.emit({
+        type: 'failed',
+        task,
+        attempt: task.attempts,
+        durationMs: 0,
+        errorClass: 'default',
+      });
+      return 'failed';
+    }
+    if (claim.outcome !== 'started') {
+      this.logger.log(fieldsOf(task), `not started: the task is ${task.status}`);
       return 'skipped';
     }
-    const attempt = task.attempts;
-    const runId = task.run_id!;
-    if (start.previous.status === 'processing') {
+    if (claim.previous.status === 'processing') {
       this.logger.warn(
-        `${log} taking over run ${start.previous.runId ?? '?'} of a lost worker (job ${job.id})`,
+        fieldsOf(task),
+        `taking over run ${claim.previous.runId ?? '?'} (job ${job.id}, attempt ${task.attempts})`,
       );
     }
+    return this.execute(job, token, jobSignal, def, processor, task);
+  }
 
+  /** The claimed run: processor, storage, registration, outcome. */
+  private async execute(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    jobSignal: AbortSignal | undefined,
+    def: TaskDefinition,
+    processor: TaskProcessor<object>,
+    task: TaskRecord,
+  ): Promise<string> {
+    const taskId = task.task_id;
+    const runId = task.run_id!;
+    const attempt = task.attempts;
+    const log = fieldsOf(task);
     const controller = new AbortController();
     let settle!: () => void;
     const finished = new Promise<void>((resolve) => (settle = resolve));
-    this.active.set(taskId, { runId, projectId: task.project_id, controller, finished });
+    const active = {
+      runId,
+      taskId,
+      jobId: job.id!,
+      projectId: task.project_id,
+      controller,
+      finished,
+      finishing: false,
+    };
+    this.runs.add(active);
     if (this.handingBack) controller.abort(new WorkerShutdownError());
     const onJobAbort = () => controller.abort(jobSignal?.reason ?? new TaskCancelledError());
     jobSignal?.addEventListener('abort', onJobAbort, { once: true });
-    const limit = Math.min(def.timeoutSeconds ?? Infinity, this.config.tasks.timeoutSeconds);
-    const timer = setTimeout(() => controller.abort(new TaskTimeoutError(limit)), limit * 1000);
+    const deadline = startDeadline(
+      { typeSeconds: def.timeoutSeconds, configSeconds: this.config.tasks.timeoutSeconds },
+      controller,
+    );
     const started = Date.now();
-    this.logger.log(`${log} started ${task.task_type} attempt ${attempt} (job ${job.id})`);
+    this.logger.log(log, `started ${task.task_type} attempt ${attempt} run ${runId}`);
     this.events.emit({
       type: 'started',
       task,
@@ -227,14 +299,29 @@ export class TaskRunner {
       queueWaitMs: Math.max(0, started - job.timestamp),
     });
 
-    let stored: StoredOutput | undefined;
+    const ctx: RunContext = {
+      job,
+      token,
+      task,
+      runId,
+      attempt,
+      signal: controller.signal,
+      started,
+      log,
+    };
     try {
       const data = validateTaskData(def, task.task_data);
-      const progress = this.progressReporter(taskId, runId, controller, started);
-      let result = await this.resumableResult(task);
+      const progress = new ProgressCoalescer(
+        async (fraction, step) =>
+          (await this.moves.reportProgress(taskId, runId, fraction, step)).status,
+        controller,
+        started,
+      );
+      let result = await this.output.resumable(task);
+      active.finishing = result !== undefined;
       if (result) {
-        stored = { key: result.media_key, recorded: true };
-        this.logger.log(`${log} media already stored; resuming at registering_media`);
+        ctx.stored = { key: result.media_key, recorded: true, registering: true };
+        this.logger.log(log, 'media already stored; resuming at registering_media');
       } else {
         const running: RunningTask<object> = {
           taskId,
@@ -243,12 +330,18 @@ export class TaskRunner {
           data,
           attempt,
           signal: controller.signal,
-          progress,
+          progress: progress.report,
         };
-        const output = await untilAborted(processor.process(running), controller.signal);
-        await progress.milestone(0.95, 'uploading_result');
-        const object = await this.store(task, def.mediaKind, output);
-        stored = { key: object.key, recorded: false };
+        const output = await this.process(processor, running, controller.signal);
+        active.finishing = true;
+        try {
+          await progress.milestone(0.95, 'uploading_result');
+        } catch (err) {
+          await removeTempOutput(output);
+          throw err;
+        }
+        const object = await this.output.store(task, def, output);
+        ctx.stored = { key: object.key, recorded: false, registering: false };
         result = {
           media_key: object.key,
           content_type: output.media.contentType,
@@ -256,178 +349,130 @@ export class TaskRunner {
           metadata: { ...output.metadata, file_size: object.size },
         };
       }
-      if (this.payload.enabled) {
-        if (!stored.recorded) {
+      if (this.output.registers) {
+        if (!ctx.stored.recorded) {
           // Recorded before registering, so a failed registration is retried from here.
-          await this.tasks.transition(
-            taskId,
-            'processing',
-            { result: { ...result, pending: 'payload' } },
-            { runId, from: ['processing'] },
-          );
-          stored.recorded = true;
+          const pending = result;
+          await this.write((op) => this.moves.recordPendingResult(taskId, runId, pending, { op }));
+          ctx.stored.recorded = true;
         }
-        await progress(0.97, 'registering_media', true);
-        const id = await this.register(task, def, result, controller.signal);
+        await progress.report(0.97, 'registering_media', true);
+        ctx.stored.registering = true;
+        const id = await this.output.register(task, def, data, result, controller.signal);
         result = { ...result, payload_media_id: id };
       }
-      const { pending: _done, ...finalResult } = result;
-      await this.tasks.transition(
-        taskId,
-        'completed',
-        {
-          progress: 1,
-          current_step: 'upload_complete',
-          completed_at: new Date().toISOString(),
-          error: null,
-          result: finalResult,
-        },
-        { runId, from: ['processing'] },
-      );
+      // A cancel or timeout that came while the last step finished still counts.
+      if (controller.signal.aborted) throw controller.signal.reason;
+      const final: TaskResultRecord = result;
+      await this.write((op) => this.moves.complete(taskId, runId, final, { op }));
       this.completed += 1;
-      this.logger.log(`${log} completed in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+      this.logger.log(log, `completed in ${((Date.now() - started) / 1000).toFixed(2)} s`);
       this.events.emit({ type: 'completed', task, attempt, durationMs: Date.now() - started });
       return 'completed';
     } catch (err) {
-      return await this.fail(
-        job,
-        token,
-        task,
-        runId,
-        attempt,
-        controller.signal,
-        err,
-        started,
-        stored,
-      );
+      return await this.settleFailure(ctx, err);
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
       jobSignal?.removeEventListener('abort', onJobAbort);
-      this.active.delete(taskId);
+      this.runs.delete(runId);
       settle();
     }
   }
 
   /**
-   * The result a previous attempt stored but could not register in Payload, when its object is
-   * still there; undefined means the media must be made (again).
+   * The processor's output, or the run's abort reason as soon as it aborts. A processor that
+   * finishes after the run gave up on it has its output file removed then.
    */
-  private async resumableResult(task: TaskRecord): Promise<TaskResultRecord | undefined> {
-    const result = task.result;
-    if (result?.pending !== 'payload' || !isKeyInProject(task.project_id, result.media_key)) {
-      return undefined;
-    }
-    const object = await this.storage.get(result.media_key);
-    if (!object) return undefined;
-    object.stream.destroy();
-    return result;
-  }
-
-  /** Registers the stored media in Payload; returns the document id (existing one on a retry). */
-  private async register(
-    task: TaskRecord,
-    def: TaskDefinition,
-    result: TaskResultRecord,
+  private async process(
+    processor: TaskProcessor<object>,
+    running: RunningTask<object>,
     signal: AbortSignal,
-  ): Promise<string> {
-    const key = result.media_key;
-    const started = Date.now();
-    const { id, created } = await this.payload.registerMedia(
-      {
-        taskId: task.task_id,
-        projectId: task.project_id,
-        mediaType: payloadMediaType(def.mediaKind),
-        filename: key.slice(key.lastIndexOf('/') + 1),
-        contentType: result.content_type,
-        open: async () => {
-          const object = await this.storage.get(key);
-          // Not a Payload error: the next attempt finds no object and makes the media again.
-          if (!object) throw new Error(`stored media ${key} disappeared before registration`);
-          return object.stream;
-        },
-        generationMetadata: {
-          task_type: task.task_type,
-          task_data: task.task_data,
-          ...result.metadata,
-        },
-        mediaUrl: await this.storage.url(key),
-      },
-      signal,
-    );
-    this.logger.log(
-      `task_id=${task.task_id} project_id=${task.project_id} ${created ? 'registered' : 'already registered'} in Payload as ${id} (${Date.now() - started} ms)`,
-    );
-    return id;
-  }
-
-  private async store(
-    task: TaskRecord,
-    kind: MediaFolder,
-    output: TaskOutput,
-  ): Promise<StoredObject> {
-    const { media } = output;
-    const key = mediaOutputKey(task.project_id, kind, task.task_id, media.extension);
+  ): Promise<TaskOutput> {
+    const work = processor.process(running);
     try {
-      return await this.storage.put(
-        key,
-        media.kind === 'buffer'
-          ? { kind: 'buffer', data: media.data }
-          : { kind: 'file', path: media.path },
-        media.contentType,
-      );
-    } finally {
-      if (media.kind === 'file') await rm(media.path, { force: true });
+      return await untilAborted(work, signal);
+    } catch (err) {
+      work.then(removeTempOutput, () => undefined).catch(() => undefined);
+      throw err;
     }
   }
 
-  private async fail(
-    job: Job<TaskJobData>,
-    token: string | undefined,
-    task: TaskRecord,
-    runId: string,
-    attempt: number,
-    signal: AbortSignal,
-    err: unknown,
-    started: number,
-    stored?: StoredOutput,
-  ): Promise<string> {
-    const durationMs = Date.now() - started;
-    const log = `task_id=${task.task_id} project_id=${task.project_id}`;
-    const reason = signal.aborted ? (signal.reason as unknown) : err;
-    if (reason instanceof TaskCancelledError || (await this.isNoLongerOurs(task.task_id, runId))) {
-      if (stored) await this.discardCancelled(task, runId, stored.key);
-      this.logger.log(`${log} stopped: cancelled`);
-      this.events.emit({ type: 'cancelled', task, attempt, durationMs });
-      return 'cancelled';
+  /** Why the run ended without completing, and what that means for the task and its job. */
+  private async settleFailure(ctx: RunContext, err: unknown): Promise<string> {
+    const { task, runId, attempt, signal, log } = ctx;
+    const durationMs = Date.now() - ctx.started;
+    const reason: unknown = signal.aborted ? signal.reason : err;
+
+    if (reason instanceof RunSupersededError) {
+      // Another run owns the task now: nothing here is ours to write or delete.
+      this.logger.warn(log, `run ${runId} stopped: ${reason.message}`);
+      return 'superseded';
+    }
+    if (reason instanceof TaskCancelledError) return this.settleCancelled(ctx, durationMs);
+    if (reason instanceof LockLostError) {
+      const losses = task.lock_losses + 1;
+      const limit = 2 * (this.config.tasks.maxRetryAttempts + 1);
+      if (losses > limit) {
+        const message =
+          `the run lost its job lock ${losses} times (its event loop blocked past ` +
+          'WORKER_LOCK_DURATION_MS, or Redis lost the lock); giving up';
+        if (ctx.stored) await this.output.discard(task, ctx.stored.key, ctx.stored.registering);
+        await this.settleWrite(ctx, (op) =>
+          this.moves.fail(
+            task.task_id,
+            runId,
+            { error: message, errorClass: 'lock_lost', clearResult: ctx.stored?.recorded ?? false },
+            { op },
+          ),
+        );
+        this.logger.error(log, `failed: ${message}`);
+        this.events.emit({ type: 'failed', task, attempt, durationMs, errorClass: 'default' });
+      } else {
+        await this.handBack(ctx, 'lock_lost', losses);
+      }
+      // The job is no longer this call's: BullMQ must not move it (the stalled check has).
+      throw new DelayedError();
     }
     if (reason instanceof WorkerShutdownError) {
-      return this.handBack(job, token, task, runId, attempt, stored);
+      if ((await this.handBack(ctx, 'shutdown')) !== 'handed_back') return 'cancelled';
+      return this.requeue(
+        ctx.job,
+        ctx.token,
+        log,
+        'handed back to the queue: worker shutting down',
+      );
     }
+    if (isRedisUnavailableError(reason)) {
+      this.logger.warn(log, `Redis refused the run's writes (${errorMessage(reason)})`);
+      await this.handBack(ctx, 'redis_unavailable');
+      return this.postpone(ctx.job, ctx.token, REDIS_UNAVAILABLE_DELAY_MS);
+    }
+
     const cls = classifyError(reason);
     const message = errorMessage(reason);
-    const retriesLeft = this.config.tasks.maxRetryAttempts - (attempt - 1);
-    if (isRetryable(cls) && retriesLeft > 0) {
+    const decision = this.retryPolicy.decide(cls, attempt, task.class_retries);
+    if (decision.retry) {
       // A recorded output stays for the retry to resume from; an unrecorded one is made again.
-      if (stored && !stored.recorded) await this.deleteQuietly(task, stored.key);
-      const delay = retryDelayMs(cls, attempt, this.config.tasks.retryDelayScale);
-      try {
-        await this.tasks.transition(
+      if (ctx.stored && !ctx.stored.recorded)
+        await this.output.discard(task, ctx.stored.key, false);
+      const due = new Date(Date.now() + decision.delayMs);
+      const outcome = await this.settleWrite(ctx, (op) =>
+        this.moves.scheduleRetry(
           task.task_id,
-          'queued',
+          runId,
           {
-            run_id: null,
-            progress: 0,
-            current_step: 'waiting_for_retry',
-            error: `attempt ${attempt} failed (${cls}): ${message}; retrying in ${Math.round(delay / 1000)} s`,
+            error: `attempt ${attempt} failed (${cls}): ${message}; retrying in ${Math.round(decision.delayMs / 1000)} s`,
+            errorClass: cls,
+            nextRetryAt: due.toISOString(),
+            classRetries: decision.classRetries,
           },
-          { runId, from: ['processing'] },
-        );
-      } catch (transitionErr) {
-        if (transitionErr instanceof TransitionError) return 'cancelled';
-        throw transitionErr;
-      }
+          { op },
+        ),
+      );
+      if (outcome !== 'written') return outcome;
       this.logger.warn(
-        `${log} attempt ${attempt} failed (${cls}): ${message}; retry in ${delay} ms`,
+        log,
+        `attempt ${attempt} failed (${cls}): ${message}; retry in ${decision.delayMs} ms`,
       );
       this.events.emit({
         type: 'retry_scheduled',
@@ -435,143 +480,191 @@ export class TaskRunner {
         attempt,
         durationMs,
         errorClass: cls,
-        delayMs: delay,
+        delayMs: decision.delayMs,
       });
-      await job.moveToDelayed(Date.now() + delay, token);
+      await ctx.job.moveToDelayed(due.getTime(), ctx.token);
       throw new DelayedError();
     }
-    if (stored) await this.deleteQuietly(task, stored.key);
-    try {
-      await this.tasks.transition(
-        task.task_id,
-        'failed',
-        {
-          error: message,
-          completed_at: new Date().toISOString(),
-          run_id: runId,
-          ...(stored?.recorded ? { result: null } : {}),
-        },
-        { runId, from: ['processing'] },
-      );
-    } catch (transitionErr) {
-      if (transitionErr instanceof TransitionError) return 'cancelled';
-      throw transitionErr;
+    if (ctx.stored) {
+      // Payload refusing the registration outright (credentials, validation) made no document.
+      const refused = reason instanceof PayloadError && !reason.retryable;
+      await this.output.discard(task, ctx.stored.key, ctx.stored.registering && !refused);
     }
-    this.logger.error(`${log} failed (${cls}, attempt ${attempt}): ${message}`);
+    const outcome = await this.settleWrite(ctx, (op) =>
+      this.moves.fail(
+        task.task_id,
+        runId,
+        { error: message, errorClass: cls, clearResult: ctx.stored?.recorded ?? false },
+        { op },
+      ),
+    );
+    if (outcome !== 'written') return outcome;
+    this.logger.error(log, `failed (${cls}, attempt ${attempt}; ${decision.reason}): ${message}`);
     this.events.emit({ type: 'failed', task, attempt, durationMs, errorClass: cls });
     throw new UnrecoverableError(message);
   }
 
   /**
-   * A run stopped by the worker's shutdown: the task goes back to `queued` with the attempt
-   * uncharged, and its job straight back to wait, so another worker starts it at once. A
-   * recorded output stays for that run to resume from; an unrecorded one is made again.
+   * A cancelled run: its stored output is removed (with the pending result pointing at it), but
+   * only while the record is still this run's cancelled one — a manual retry's new run may be
+   * writing the same key — and never while a Payload document may point at it.
+   */
+  private async settleCancelled(ctx: RunContext, durationMs: number): Promise<string> {
+    const { task, runId, stored, log } = ctx;
+    if (stored) {
+      const [state] = await this.tasks.runStates([task.task_id]).catch(() => [null]);
+      if (state?.status === 'cancelled' && state.runId === runId) {
+        const deleted = await this.output.discard(task, stored.key, stored.registering);
+        if (deleted && stored.recorded) {
+          await this.moves.discardResult(task.task_id, runId).catch(() => undefined);
+        }
+      }
+    }
+    this.logger.log(log, 'stopped: cancelled');
+    this.events.emit({ type: 'cancelled', task, attempt: ctx.attempt, durationMs });
+    return 'cancelled';
+  }
+
+  /**
+   * The run stops through no fault of the task's: the task goes back to `queued` with the
+   * attempt uncharged, and the run is remembered as lost so that a takeover of it (if the
+   * hand-back does not reach Redis) charges nothing either. A recorded output stays for the next
+   * run to resume from; an unrecorded one is made again.
    */
   private async handBack(
+    ctx: RunContext,
+    reason: 'shutdown' | 'lock_lost' | 'redis_unavailable',
+    lockLosses?: number,
+  ): Promise<'handed_back' | 'not_ours' | 'unwritten'> {
+    const { task, runId, stored, log } = ctx;
+    this.runs.markLost(runId);
+    if (stored && !stored.recorded) await this.output.discard(task, stored.key, false);
+    try {
+      await this.moves.handBack(task.task_id, runId, {
+        attempts: ctx.attempt - 1,
+        reason,
+        lockLosses,
+      });
+      this.logger.warn(log, `run ${runId} handed back (${reason})`);
+      return 'handed_back';
+    } catch (err) {
+      if (err instanceof TransitionError) return 'not_ours';
+      this.logger.warn(
+        log,
+        `hand-back not recorded (${errorMessage(err)}); a takeover recovers it`,
+      );
+      return 'unwritten';
+    }
+  }
+
+  /**
+   * An outcome write while settling: refused means the task was cancelled or is another run's
+   * (the answer says which); Redis refusing it puts the job back for a later run.
+   */
+  private async settleWrite(
+    ctx: RunContext,
+    move: (op: string) => Promise<unknown>,
+  ): Promise<string> {
+    try {
+      await this.write(move);
+      return 'written';
+    } catch (err) {
+      if (err instanceof TaskCancelledError)
+        return this.settleCancelled(ctx, Date.now() - ctx.started);
+      if (err instanceof RunSupersededError) return 'superseded';
+      if (isRedisUnavailableError(err)) {
+        await this.handBack(ctx, 'redis_unavailable');
+        return this.postpone(ctx.job, ctx.token, REDIS_UNAVAILABLE_DELAY_MS);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * One outcome write, tried again with the same operation token while Redis refuses it (so a
+   * write that did land answers as such). A refusal by the state machine becomes the reason:
+   * TaskCancelledError when the task was cancelled, RunSupersededError otherwise.
+   */
+  private async write(move: (op: string) => Promise<unknown>): Promise<void> {
+    const op = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await move(op);
+        return;
+      } catch (err) {
+        if (err instanceof TransitionError) {
+          throw err.reason === 'illegal' && err.current === 'cancelled'
+            ? new TaskCancelledError()
+            : new RunSupersededError(`the record no longer lets this run finish (${err.message})`);
+        }
+        if (!isRedisUnavailableError(err) || attempt >= OUTCOME_WRITE_TRIES) throw err;
+        await new Promise((r) => setTimeout(r, OUTCOME_WRITE_BACKOFF_MS * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  /**
+   * A job whose task type this worker does not know (a rolling deploy with a newer API): back to
+   * the queue for a worker that knows it, and failed once it has waited UNKNOWN_TASK_TYPE_TIMEOUT.
+   */
+  private async unknownType(
     job: Job<TaskJobData>,
     token: string | undefined,
-    task: TaskRecord,
-    runId: string,
-    attempt: number,
-    stored?: StoredOutput,
+    log: LogFields,
   ): Promise<string> {
-    const log = `task_id=${task.task_id} project_id=${task.project_id}`;
-    if (stored && !stored.recorded) await this.deleteQuietly(task, stored.key);
-    try {
-      await this.tasks.transition(
-        task.task_id,
-        'queued',
-        {
-          run_id: null,
-          attempts: attempt - 1,
-          progress: 0,
-          current_step: 'requeued_after_shutdown',
-        },
-        { runId, from: ['processing'] },
-      );
-    } catch (transitionErr) {
-      if (transitionErr instanceof TransitionError) return 'cancelled';
-      throw transitionErr;
+    const waitedS = (Date.now() - job.timestamp) / 1000;
+    const limit = this.config.tasks.unknownTypeTimeoutSeconds;
+    if (waitedS >= limit) {
+      const message = `no worker serves task type ${job.name} (waited ${Math.round(waitedS)} s)`;
+      await this.moves.failUnqueued(job.data.task_id, message).catch((err: unknown) => {
+        if (!(err instanceof TransitionError)) throw err;
+      });
+      this.logger.error(log, `failed: ${message}`);
+      throw new UnrecoverableError(message);
     }
-    return this.requeue(job, token, `${log} handed back to the queue: worker shutting down`);
+    const delay = Math.max(100, Math.min(30_000 * this.config.tasks.retryDelayScale, limit * 1000));
+    this.logger.warn(
+      log,
+      `task type ${job.name} is unknown to this worker; job back in ${delay} ms`,
+    );
+    return this.postpone(job, token, delay);
+  }
+
+  /**
+   * The job goes back to the queue delayed, no attempt charged. If Redis refuses that too, the
+   * job's lock lapses and BullMQ's stalled check gives it back.
+   */
+  private async postpone(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    delayMs: number,
+  ): Promise<never> {
+    try {
+      await job.moveToDelayed(Date.now() + delayMs, token);
+    } catch (err) {
+      this.logger.warn(
+        { task_id: job.data.task_id, project_id: job.data.project_id },
+        `job ${job.id} not delayed (${errorMessage(err)}); the stalled check gives it back`,
+      );
+    }
+    throw new DelayedError();
   }
 
   /** Moves the job from active straight back to wait (its priority kept). */
   private async requeue(
     job: Job<TaskJobData>,
     token: string | undefined,
+    log: LogFields,
     message: string,
   ): Promise<never> {
     await job.moveToWait(token);
-    this.logger.warn(message);
+    this.logger.warn(log, message);
     throw new WaitingError();
   }
+}
 
-  /**
-   * Output of a run that was cancelled is removed, with the pending result pointing at it. Not
-   * when another run took the task over: that run may be resuming from this very object.
-   */
-  private async discardCancelled(task: TaskRecord, runId: string, key: string): Promise<void> {
-    const current = await this.tasks.get(task.task_id);
-    if (current?.status !== 'cancelled' || current.run_id !== runId) return;
-    await this.deleteQuietly(task, key);
-    if (current.result?.pending) {
-      await this.tasks
-        .transition(task.task_id, 'cancelled', { result: null }, { runId, from: ['cancelled'] })
-        .catch(() => undefined); // a manual retry got there first; it clears the result itself
-    }
-  }
-
-  private async deleteQuietly(task: TaskRecord, key: string): Promise<void> {
-    await this.storage.delete(key).catch((err: unknown) => {
-      this.logger.warn(
-        `task_id=${task.task_id} project_id=${task.project_id} could not delete ${key}: ${errorMessage(err)}`,
-      );
-    });
-  }
-
-  private async isNoLongerOurs(taskId: string, runId: string): Promise<boolean> {
-    const task = await this.tasks.get(taskId);
-    return !task || task.status !== 'processing' || task.run_id !== runId;
-  }
-
-  /**
-   * Progress of one run, for its processor and the runner's own steps. `writtenAt` is when the
-   * last progress reached the record (the start wrote 0 `starting`).
-   */
-  private progressReporter(
-    taskId: string,
-    runId: string,
-    controller: AbortController,
-    writtenAt: number,
-  ) {
-    let last = writtenAt;
-    let lastStep = '';
-    const report = async (fraction: number, step: string, force = false): Promise<void> => {
-      if (controller.signal.aborted) throw controller.signal.reason;
-      const now = Date.now();
-      if (!force && step === lastStep && now - last < PROGRESS_MIN_INTERVAL_MS) return;
-      last = now;
-      lastStep = step;
-      const { status } = await this.tasks.reportProgress(taskId, runId, fraction, step);
-      if (status !== 'processing') {
-        controller.abort(new TaskCancelledError());
-        throw controller.signal.reason;
-      }
-    };
-    /**
-     * A step of the runner's own: written unless the record got progress less than
-     * PROGRESS_MIN_INTERVAL_MS ago (a short run; the next write follows as soon).
-     */
-    const milestone = async (fraction: number, step: string): Promise<void> => {
-      if (Date.now() - last < PROGRESS_MIN_INTERVAL_MS) {
-        if (controller.signal.aborted) throw controller.signal.reason;
-        return;
-      }
-      await report(fraction, step, true);
-    };
-    return Object.assign(report, { milestone });
-  }
+function fieldsOf(task: TaskRecord): LogFields {
+  return { task_id: task.task_id, project_id: task.project_id };
 }
 
 function errorMessage(err: unknown): string {

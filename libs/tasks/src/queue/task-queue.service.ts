@@ -79,6 +79,7 @@ export class TaskQueueService {
   /** The queue's waiting-job keys and QUEUE_MAX_SIZE, for the create step's backlog check. */
   backlogLimit(queue: QueueName): QueueBacklog {
     return {
+      queue,
       keys: [this.key(queue, 'wait'), this.key(queue, 'prioritized'), this.key(queue, 'delayed')],
       max: this.config.tasks.queueMaxSize,
     };
@@ -87,6 +88,35 @@ export class TaskQueueService {
   /** The keys a job's rank is read from. */
   positionKeys(queue: QueueName): QueuePositionKeys {
     return { wait: this.key(queue, 'wait'), prioritized: this.key(queue, 'prioritized') };
+  }
+
+  /**
+   * The job's BullMQ state (`unknown` when there is no such job) and, for a failed one, why.
+   * One read for the reconciler.
+   */
+  async inspect(
+    queue: QueueName,
+    jobId: string,
+  ): Promise<{ state: string; failedReason?: string }> {
+    const job = await this.queues[queue].getJob(jobId);
+    if (!job) return { state: 'unknown' };
+    const state = await job.getState();
+    return state === 'failed' ? { state, failedReason: job.failedReason } : { state };
+  }
+
+  /**
+   * Adds the job again for a record that is queued but whose job is missing or ended (its
+   * completed or failed job, if any, is removed first so the id is free).
+   */
+  async replace(
+    queue: QueueName,
+    taskType: string,
+    data: TaskJobData,
+    jobId: string,
+    priority: TaskPriority,
+  ): Promise<void> {
+    await this.queues[queue].remove(jobId);
+    await this.enqueue(queue, taskType, data, jobId, priority);
   }
 
   /** Removes a job that has not started; a job a worker holds stays (the worker sees the cancel). */

@@ -81,8 +81,18 @@ export interface TaskRecord {
   attempts: number;
   /** Manual retries so far. */
   retries: number;
-  /** Identifies the run that may write progress and the outcome (job id + attempt). */
+  /** Identifies the run that may write progress and the outcome (`<job id>#<run number>`). */
   run_id: string | null;
+  /** Runs of lost workers (killed, lock lapsed) taken over by another worker. */
+  lost_runs: number;
+  /** Runs that stopped because their own job lock lapsed (handed back, no attempt charged). */
+  lock_losses: number;
+  /** Automatic retries so far of the current submission, by error class (seed 000's caps). */
+  class_retries: Record<string, number>;
+  /** Error class of the last failed attempt (network, gpu_memory, rate_limit, default, ...). */
+  error_class: string | null;
+  /** When the automatic retry that is waiting now is due. */
+  next_retry_at: string | null;
   updated_at: string;
   /** Webhook delivery of the latest terminal event; null without callback_url or before it. */
   webhook: TaskWebhookState | null;
@@ -113,6 +123,11 @@ export function parseTaskHash(h: Record<string, string>): TaskRecord | null {
     attempts: Number(h.attempts ?? 0),
     retries: Number(h.retries ?? 0),
     run_id: h.run_id || null,
+    lost_runs: Number(h.lost_runs ?? 0),
+    lock_losses: Number(h.lock_losses ?? 0),
+    class_retries: json<Record<string, number>>(h.class_retries) ?? {},
+    error_class: h.error_class || null,
+    next_retry_at: h.next_retry_at || null,
     updated_at: h.updated_at ?? h.created_at,
     webhook: parseWebhookState(h.webhook),
   };

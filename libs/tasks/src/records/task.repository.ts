@@ -1,18 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { redisKey } from '@app/redis';
 import { Redis } from 'ioredis';
 import { toBullPriority, type QueueName, type TaskPriority } from '../queues';
-import { parseTaskHash, type TaskRecord, type TaskResultRecord } from './task.record';
-import {
-  CREATE_TASK,
-  RECORD_QUEUE_POSITION,
-  REPORT_PROGRESS,
-  START_RUN,
-  TRANSITION_TASK,
-  WEBHOOK_OUTBOX_PARTS,
-} from './task.scripts';
-import { allowedFrom, type TaskStatus } from './task-status';
+import { parseTaskHash, type TaskRecord } from './task.record';
+import { WEBHOOK_OUTBOX_PARTS } from './task.scripts';
+import { withTaskScripts, type TaskScriptsRedis } from './task-scripts.redis';
+import type { TaskStatus } from './task-status';
 import { QueueFullError } from '../task-errors';
 
 export interface NewTask {
@@ -31,6 +26,7 @@ export interface NewTask {
 
 /** BullMQ keys of a queue's waiting jobs, and the most it may hold (QUEUE_MAX_SIZE). */
 export interface QueueBacklog {
+  queue: QueueName;
   keys: [wait: string, prioritized: string, delayed: string];
   max: number;
 }
@@ -55,91 +51,31 @@ export interface TaskPage {
   total: number;
 }
 
-/** Fields a transition may write besides status; null deletes the field. */
-export type TaskPatch = Partial<{
-  started_at: string | null;
-  completed_at: string | null;
-  error: string | null;
-  result: TaskResultRecord | null;
-  progress: number;
-  current_step: string;
-  run_id: string | null;
-  attempts: number;
-  retries: number;
-  job_id: string;
-  queue_position: number;
-}>;
-
-/** Fields a run's start writes besides status, attempts and run_id (the step computes those). */
-export type RunStartPatch = Pick<TaskPatch, 'started_at' | 'progress' | 'current_step'>;
-
-/**
- * What `startRun` found: no record, a record that belongs to another job, one whose status does
- * not let a run start (`status`), or a started run (`previous`: the status and run it replaced;
- * processing means a stalled run of a lost worker was taken over).
- */
-export type RunStart =
-  | { outcome: 'missing' }
-  | { outcome: 'superseded'; task: TaskRecord }
-  | { outcome: 'illegal'; task: TaskRecord }
-  | {
-      outcome: 'started';
-      task: TaskRecord;
-      previous: { status: TaskStatus; runId: string | null };
-    };
-
-/** Why a transition was refused. */
-export class TransitionError extends Error {
-  constructor(
-    readonly reason: 'not_found' | 'illegal' | 'stale_run',
-    readonly current?: TaskStatus,
-  ) {
-    super(reason === 'illegal' ? `illegal transition from ${current}` : reason);
-  }
-}
-
-interface ScriptedRedis extends Redis {
-  amsCreateTask(...keysAndArgs: Array<string | number>): Promise<number>;
-  amsRecordQueuePosition(
-    taskKey: string,
-    wait: string,
-    prioritized: string,
-    jobId: string,
-  ): Promise<number>;
-  amsTransitionTask(taskKey: string, progressKey: string, ...args: string[]): Promise<string>;
-  amsStartRun(taskKey: string, progressKey: string, ...args: string[]): Promise<string[]>;
-  amsReportProgress(
-    taskKey: string,
-    progressKey: string,
-    ...args: string[]
-  ): Promise<[string, string]>;
+/** Where a submit's Idempotency-Key entry goes, written by the create step itself. */
+export interface IdempotencyWrite {
+  key: string;
+  /** The entry (the create adds task_id and queue_position). */
+  entry: Record<string, unknown>;
+  ttlSeconds: number;
 }
 
 /**
- * Task records and their indexes (DESIGN §5). Owns every `tasks:*` and `progress:*` key; every
- * listing takes the project first.
+ * Task records and their indexes (DESIGN §5): creates and reads them; every listing takes the
+ * project first. Status changes are TaskStateMachine's (task-state.machine.ts).
  */
 @Injectable()
 export class TaskRepository {
   private readonly prefix: string;
-  private readonly redis: ScriptedRedis;
+  private readonly redis: TaskScriptsRedis;
 
   constructor(@Inject(Redis) redis: Redis, config: AppConfig) {
     this.prefix = config.redis.prefix;
-    this.redis = redis as ScriptedRedis;
-    // defineCommand is idempotent per client; EVALSHA with a fallback to EVAL.
-    if (!('amsCreateTask' in redis)) {
-      redis.defineCommand('amsCreateTask', { numberOfKeys: 4, lua: CREATE_TASK });
-      redis.defineCommand('amsRecordQueuePosition', {
-        numberOfKeys: 3,
-        lua: RECORD_QUEUE_POSITION,
-      });
-      redis.defineCommand('amsTransitionTask', { numberOfKeys: 2, lua: TRANSITION_TASK });
-      redis.defineCommand('amsReportProgress', { numberOfKeys: 2, lua: REPORT_PROGRESS });
-    }
-    if (!('amsStartRun' in redis)) {
-      redis.defineCommand('amsStartRun', { numberOfKeys: 2, lua: START_RUN });
-    }
+    this.redis = withTaskScripts(redis);
+  }
+
+  /** A key no script reads, for the KEYS slots a call leaves unused. */
+  unusedKey(): string {
+    return redisKey(this.prefix, 'none');
   }
 
   taskKey(taskId: string): string {
@@ -164,7 +100,12 @@ export class TaskRepository {
    * delayed) already reach `max`, and records the queue position the job will have once added
    * (CREATE_TASK). Without it the position stays 0.
    */
-  async create(task: NewTask, backlog?: QueueBacklog): Promise<TaskRecord> {
+  async create(
+    task: NewTask,
+    backlog?: QueueBacklog,
+    idempotency?: IdempotencyWrite,
+    op: string = randomUUID(),
+  ): Promise<TaskRecord> {
     const now = task.created_at.toISOString();
     const fields: Record<string, string> = {
       task_id: task.task_id,
@@ -187,13 +128,14 @@ export class TaskRepository {
       attempts: '0',
       retries: '0',
     };
-    const none = redisKey(this.prefix, 'none');
+    const none = this.unusedKey();
     const keys = backlog?.keys ?? [none, none, none];
     let position: number;
     try {
-      position = await this.redis.amsCreateTask(
+      position = await this.redis.taskCreate(
         this.taskKey(task.task_id),
         ...keys,
+        idempotency?.key ?? none,
         this.prefix,
         task.task_id,
         task.project_id,
@@ -202,6 +144,9 @@ export class TaskRepository {
         now,
         backlog ? backlog.max : -1,
         backlog ? toBullPriority(task.priority) : '',
+        op,
+        idempotency ? JSON.stringify(idempotency.entry) : '',
+        idempotency?.ttlSeconds ?? 0,
         ...Object.entries(fields).flat(),
       );
     } catch (err) {
@@ -234,7 +179,7 @@ export class TaskRepository {
     jobId: string,
   ): Promise<number> {
     return Number(
-      await this.redis.amsRecordQueuePosition(
+      await this.redis.taskRecordQueuePosition(
         this.taskKey(taskId),
         keys.wait,
         keys.prioritized,
@@ -243,86 +188,19 @@ export class TaskRepository {
     );
   }
 
-  /**
-   * Moves a task to `to` if its current status allows it (and, with `runId`, only if that run
-   * still owns it). Returns the status it left.
-   */
-  async transition(
-    taskId: string,
-    to: TaskStatus,
-    patch: TaskPatch = {},
-    opts: { runId?: string; from?: readonly TaskStatus[] } = {},
-  ): Promise<TaskStatus> {
-    const { set, del } = encodePatch(patch);
-    const from = opts.from ?? allowedFrom(to);
-    try {
-      return (await this.redis.amsTransitionTask(
-        this.taskKey(taskId),
-        this.progressKey(taskId),
-        this.prefix,
-        to,
-        from.join(','),
-        new Date().toISOString(),
-        opts.runId ?? '',
-        JSON.stringify(set),
-        JSON.stringify(del),
-      )) as TaskStatus;
-    } catch (err) {
-      const message = (err as Error).message ?? '';
-      if (message.includes('NOT_FOUND')) throw new TransitionError('not_found');
-      if (message.includes('STALE_RUN')) throw new TransitionError('stale_run');
-      const illegal = /ILLEGAL (\w+)/.exec(message);
-      if (illegal) throw new TransitionError('illegal', illegal[1] as TaskStatus);
-      throw err;
-    }
-  }
-
-  /**
-   * A worker's job `jobId` starts a run of the task, in one round trip: when the record belongs
-   * to that job and is queued (or processing: a stalled run of a lost worker is taken over), it
-   * moves to processing with attempts + 1, run_id `<jobId>#<attempts>` and `patch`, exactly as
-   * `transition(taskId, 'processing', ..., { from: ['queued', 'processing'] })` would (indexes,
-   * counters, progress hash). Returns the record as it is after the step.
-   */
-  async startRun(taskId: string, jobId: string, patch: RunStartPatch): Promise<RunStart> {
-    const reply = await this.redis.amsStartRun(
-      this.taskKey(taskId),
-      this.progressKey(taskId),
-      this.prefix,
-      jobId,
-      new Date().toISOString(),
-      JSON.stringify(encodePatch(patch).set),
-    );
-    const [outcome, previousStatus, previousRun] = reply;
-    const hash: Record<string, string> = {};
-    for (let i = 3; i + 1 < reply.length; i += 2) hash[reply[i]] = reply[i + 1];
-    const task = parseTaskHash(hash);
-    if (outcome === 'missing' || !task) return { outcome: 'missing' };
-    if (outcome === 'superseded' || outcome === 'illegal') return { outcome, task };
-    return {
-      outcome: 'started',
-      task,
-      previous: { status: previousStatus as TaskStatus, runId: previousRun || null },
-    };
-  }
-
-  /** Returns the task's status after the report and the stored (monotonic) progress. */
-  async reportProgress(
-    taskId: string,
-    runId: string,
-    fraction: number,
-    step: string,
-  ): Promise<{ status: string; progress: number }> {
-    const [status, progress] = await this.redis.amsReportProgress(
-      this.taskKey(taskId),
-      this.progressKey(taskId),
-      this.prefix,
-      runId,
-      String(Math.max(0, Math.min(1, fraction))),
-      step,
-      new Date().toISOString(),
-    );
-    return { status, progress: Number(progress) };
+  /** Status and run id only (the cancel reconcile asks this of every running task). */
+  async runStates(
+    taskIds: readonly string[],
+  ): Promise<Array<{ status: TaskStatus | null; runId: string | null }>> {
+    if (taskIds.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of taskIds) pipeline.hmget(this.taskKey(id), 'status', 'run_id');
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([err, reply]) => {
+      if (err) throw err;
+      const [status, runId] = reply as [string | null, string | null];
+      return { status: (status as TaskStatus | null) ?? null, runId: runId || null };
+    });
   }
 
   /** Newest first; costs O(log n + limit) whatever the project's size. */
@@ -346,16 +224,4 @@ export class TaskRepository {
       .filter((t): t is TaskRecord => t !== null);
     return { tasks, total };
   }
-}
-
-/** A patch as the scripts take it: fields to set (as strings) and fields to delete (null). */
-function encodePatch(patch: TaskPatch): { set: Record<string, string>; del: string[] } {
-  const set: Record<string, string> = {};
-  const del: string[] = [];
-  for (const [field, value] of Object.entries(patch)) {
-    if (value === null) del.push(field);
-    else if (value !== undefined)
-      set[field] = typeof value === 'object' ? JSON.stringify(value) : String(value);
-  }
-  return { set, del };
 }

@@ -1,7 +1,11 @@
 /**
  * Lua scripts that change task records. Each runs atomically in Redis, so a task's hash, its
- * indexes and its project's counters never disagree, and two racing transitions (cancel against
+ * indexes and its project's counters never disagree, and two racing moves (cancel against
  * completion) have exactly one winner. Keys are built as `<prefix>:<part>:<part>` (redisKey).
+ *
+ * Every script is safe to run twice with the same arguments: ioredis re-sends a command whose
+ * reply was lost when it reconnects, and callers retry outcome writes. A move carries an
+ * operation token; a record whose `last_op` is that token answers as the first run did.
  */
 
 const COMMON = `
@@ -15,38 +19,56 @@ local function index_status(pid, ttype, status, id, score, add)
   for _, key in ipairs(keys) do
     if add then redis.call('ZADD', key, score, id) else redis.call('ZREM', key, id) end
   end
-  if add then redis.call('SADD', k('tasks', 'by_status', status), id)
-  else redis.call('SREM', k('tasks', 'by_status', status), id) end
+end
+local function contains(list, value)
+  return value ~= nil and string.find(',' .. list .. ',', ',' .. value .. ',', 1, true) ~= nil
 end
 `;
 
 /**
- * KEYS: task hash, then the queue's wait list, prioritized and delayed sets (BullMQ's keys).
- * ARGV: prefix, task_id, project_id, task_type, created_ms, now_iso, backlog limit (-1: none),
- * the job's BullMQ priority ('' when the task is not about to be queued), then field/value pairs
- * of the new hash. Error replies EXISTS when the id is taken, QUEUE_FULL when the queue already
- * holds the limit of waiting jobs (checked in the same step as the create).
+ * KEYS: task hash, then the queue's wait list, prioritized and delayed sets (BullMQ's keys), then
+ * the idempotency key (or a placeholder). ARGV: prefix, task_id, project_id, task_type,
+ * created_ms, now_iso, backlog limit (-1: none), the job's BullMQ priority ('' when the task is
+ * not about to be queued), operation token, idempotency entry JSON ('' : none), its TTL in
+ * seconds, then field/value pairs of the new hash. Error replies EXISTS when the id is taken by
+ * another create, QUEUE_FULL when the queue already holds the limit of waiting jobs (checked in
+ * the same step as the create).
  *
  * Returns the queue position the job will have once added (and stores it as `queue_position`):
  * the plain waiting jobs, plus the prioritized ones of the same or a more urgent priority — BullMQ
  * scores a prioritized job `priority · 2³² + counter`, and the job gets a counter above every job
  * already there, so these are exactly the ones ranked ahead of it — plus one. This is the rank
  * that reading the queue after the add gives, without another round trip.
+ *
+ * With an idempotency entry, the key is set in the same step to that entry with the task id and
+ * position added: a repeat of the request finds this task even when every write after the
+ * create failed. Run twice with the same token, it answers the stored position again.
  */
 export const CREATE_TASK = `${COMMON}
 local id, pid, ttype, score, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local limit = tonumber(ARGV[7])
+local limit, op = tonumber(ARGV[7]), ARGV[9]
+local existing = redis.call('HMGET', KEYS[1], 'create_op', 'queue_position')
+if existing[1] then
+  if existing[1] == op then return tonumber(existing[2]) or 0 end
+  return redis.error_reply('EXISTS')
+end
 if limit >= 0 then
   local backlog = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4])
   if backlog >= limit then return redis.error_reply('QUEUE_FULL') end
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS') end
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12))
+redis.call('HSET', KEYS[1], 'create_op', op, 'last_op', op, 'last_op_from', '')
 local position = 0
 if ARGV[8] ~= '' then
   local below = string.format('(%.0f', (tonumber(ARGV[8]) + 1) * 4294967296)
   position = redis.call('LLEN', KEYS[2]) + redis.call('ZCOUNT', KEYS[3], '-inf', below) + 1
   redis.call('HSET', KEYS[1], 'queue_position', position)
+end
+if ARGV[10] ~= '' then
+  local entry = cjson.decode(ARGV[10])
+  entry.task_id = id
+  entry.queue_position = position
+  redis.call('SET', KEYS[5], cjson.encode(entry), 'EX', tonumber(ARGV[11]))
 end
 redis.call('ZADD', k('tasks', 'by_project', pid), score, id)
 redis.call('ZADD', k('tasks', 'by_project', pid, 'type', ttype), score, id)
@@ -63,18 +85,18 @@ redis.call('SADD', k('projects', 'active'), pid)
 return position
 `;
 
-/** Stream of webhook events written by TRANSITION_TASK (the outbox), relayed by @app/webhooks. */
+/** Stream of webhook events written by a terminal move (the outbox), relayed by @app/webhooks. */
 export const WEBHOOK_OUTBOX_PARTS = ['webhooks', 'outbox'] as const;
 
 /**
- * The one implementation of a status change, shared by TRANSITION_TASK and START_RUN (appended
- * to COMMON). `apply_transition` writes `flat` (field/value pairs, status and updated_at among
+ * The one implementation of a status change, shared by MOVE_TASK and CLAIM_RUN (appended to
+ * COMMON). `apply_transition` writes `flat` (field/value pairs, status and updated_at among
  * them) and deletes `del` on the task hash `tk`, moves the task between the status indexes,
- * keeps its project's counters, and on a terminal transition of a task with a callback_url
- * writes the webhook event to the outbox stream and sets its `webhook` state to pending (in the
- * same atomic step, so no event is lost between the transition and its delivery queue; the
- * event snapshots the outcome). The progress hash `pk` expires on a terminal status and is
- * cleared when a run starts or the task is queued again.
+ * keeps its project's counters, and on a terminal move of a task with a callback_url writes the
+ * webhook event to the outbox stream and sets its `webhook` state to pending (in the same atomic
+ * step, so no event is lost between the move and its delivery queue; the event snapshots the
+ * outcome). The progress hash `pk` expires on a terminal status and is cleared when a run starts
+ * or the task is queued again.
  */
 const APPLY_TRANSITION = `
 local function apply_transition(tk, pk, pid, ttype, score, from, to, now, flat, del)
@@ -112,77 +134,115 @@ local function apply_transition(tk, pk, pid, ttype, score, from, to, now, flat, 
   end
   if terminal(to) then
     redis.call('EXPIRE', pk, 3600)
-  elseif to == 'processing' or to == 'queued' then
+  elseif from ~= to and (to == 'processing' or to == 'queued') then
     redis.call('DEL', pk)
   end
 end
 `;
 
 /**
- * KEYS: task hash, progress hash. ARGV: prefix, to, allowed-from (comma list), now_iso,
- * expected run id ('' = any), JSON object of fields to set, JSON array of fields to delete.
- * Returns the previous status; error replies NOT_FOUND, ILLEGAL <status>, STALE_RUN.
- * Indexes, counters, the webhook outbox and the progress hash as apply_transition describes.
+ * One named move (task-moves.ts) of a task. KEYS: task hash, progress hash, then the queue's
+ * wait list, prioritized and delayed sets (placeholders unless a backlog limit is given).
+ * ARGV: prefix, move name, allowed-from (comma list), to ('' = the status stays), now_iso,
+ * required run id ('' = any), operation token, JSON object of fields to set, JSON array of
+ * fields to delete, backlog limit (-1: none).
+ * Returns the status the task left; error replies NOT_FOUND, ILLEGAL <status>, STALE_RUN,
+ * QUEUE_FULL. A second run with the token of the last move answers that move's result again.
  */
-export const TRANSITION_TASK = `${COMMON}${APPLY_TRANSITION}
-local to, allowed, now, run = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'task_type', 'created_ms', 'run_id')
+export const MOVE_TASK = `${COMMON}${APPLY_TRANSITION}
+local allowed, to, now, run, op = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'task_type', 'created_ms', 'run_id',
+  'last_op', 'last_op_from')
 local from, pid, ttype, score = cur[1], cur[2], cur[3], cur[4]
 if not from then return redis.error_reply('NOT_FOUND') end
-if not string.find(',' .. allowed .. ',', ',' .. from .. ',', 1, true) then
-  return redis.error_reply('ILLEGAL ' .. from)
-end
+if op ~= '' and cur[6] == op then return cur[7] end
+if not contains(allowed, from) then return redis.error_reply('ILLEGAL ' .. from) end
 if run ~= '' and cur[5] ~= run then return redis.error_reply('STALE_RUN') end
-local set = cjson.decode(ARGV[6])
-local flat = {'status', to, 'updated_at', now}
-for f, v in pairs(set) do flat[#flat + 1] = f; flat[#flat + 1] = v end
-apply_transition(KEYS[1], KEYS[2], pid, ttype, score, from, to, now, flat, cjson.decode(ARGV[7]))
+local limit = tonumber(ARGV[10])
+if limit >= 0 then
+  local backlog = redis.call('LLEN', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + redis.call('ZCARD', KEYS[5])
+  if backlog >= limit then return redis.error_reply('QUEUE_FULL') end
+end
+if to == '' then to = from end
+local flat = {'status', to, 'updated_at', now, 'last_op', op, 'last_op_from', from}
+for f, v in pairs(cjson.decode(ARGV[8])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
+apply_transition(KEYS[1], KEYS[2], pid, ttype, score, from, to, now, flat, cjson.decode(ARGV[9]))
 return from
 `;
 
 /**
- * A worker picking up a task's job, in one step: checks the record and, when this job may run
- * it, moves it to `processing` (queued → processing, or processing → processing when a stalled
- * run of a lost worker is taken over) with attempts + 1 and run_id `<job id>#<attempt>`.
+ * claimRun: a worker picking up a task's job, in one step. When the record belongs to that job
+ * and is queued — or processing: a run of a lost worker is taken over — it moves to
+ * `processing` under a new run id `<job id>#<run number>` (run numbers never repeat).
+ * A takeover of a run this process itself lost (its lock lapsed, ARGV own-lost list) charges no
+ * attempt; a takeover of another worker's run counts one more lost run and an attempt, and once
+ * more runs were lost than allowed the task is failed instead (`exhausted`).
  * KEYS: task hash, progress hash. ARGV: prefix, job id, now_iso, JSON object of further fields
- * to set. Returns {outcome, previous status, previous run id, field, value, ...} where the
- * fields are the whole record after the step (none when missing). Outcomes: `missing` (no
- * record), `superseded` (the record belongs to another job: a manual retry made a new one),
- * `illegal` (status neither queued nor processing: cancelled or finished), `started`.
+ * to set, operation token (BullMQ's lock token of this fetch), comma list of run ids this
+ * process lost, the most lost runs allowed. Returns {outcome, previous status, previous run id,
+ * field, value, ...} where the fields are the whole record after the step (none when missing).
+ * Outcomes: `missing` (no record), `superseded` (the record belongs to another job: a manual
+ * retry made a new one), `illegal` (neither queued nor processing), `exhausted`, `started`.
  */
-export const START_RUN = `${COMMON}${APPLY_TRANSITION}
-local job, now = ARGV[2], ARGV[3]
+export const CLAIM_RUN = `${COMMON}${APPLY_TRANSITION}
+local job, now, op, own_lost, max_lost = ARGV[2], ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'task_type', 'created_ms', 'run_id',
-  'job_id', 'attempts')
+  'job_id', 'attempts', 'last_op', 'last_op_from', 'lost_runs', 'run_seq', 'last_op_run')
 local from = cur[1]
 if not from then return {'missing', '', ''} end
 local outcome = 'started'
-if cur[6] ~= job then
+local prev_from, prev_run = from, cur[5] or ''
+if cur[8] == op then
+  -- the same fetch claiming again (a re-sent command): answer as the first claim did
+  prev_from, prev_run = cur[9] or '', cur[12] or ''
+  if from ~= 'processing' then outcome = 'exhausted' end
+elseif cur[6] ~= job then
   outcome = 'superseded'
 elseif not pending(from) then
   outcome = 'illegal'
 else
-  local attempt = (tonumber(cur[7]) or 0) + 1
-  local flat = {'status', 'processing', 'updated_at', now,
-    'attempts', tostring(attempt), 'run_id', job .. '#' .. attempt}
-  for f, v in pairs(cjson.decode(ARGV[4])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
-  apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'processing', now, flat, {})
+  local attempts = tonumber(cur[7]) or 0
+  local lost = tonumber(cur[10]) or 0
+  local charged = true
+  if from == 'processing' then
+    if contains(own_lost, cur[5]) then charged = false else lost = lost + 1 end
+  end
+  if charged and lost > max_lost then
+    outcome = 'exhausted'
+    local message = 'the worker running this task was lost ' .. lost .. ' times (killed, or its ' ..
+      'event loop blocked past the job lock); giving up'
+    apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'failed', now,
+      {'status', 'failed', 'updated_at', now, 'error', message, 'completed_at', now,
+       'lost_runs', tostring(lost), 'last_op', op, 'last_op_from', from, 'last_op_run', prev_run},
+      {'run_id'})
+  else
+    if charged then attempts = attempts + 1 end
+    local seq = (tonumber(cur[11]) or 0) + 1
+    local flat = {'status', 'processing', 'updated_at', now, 'attempts', tostring(attempts),
+      'run_id', job .. '#' .. seq, 'run_seq', tostring(seq), 'lost_runs', tostring(lost),
+      'last_op', op, 'last_op_from', from, 'last_op_run', prev_run}
+    for f, v in pairs(cjson.decode(ARGV[4])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
+    apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'processing', now, flat, {})
+    redis.call('DEL', KEYS[2])
+  end
 end
-local out = {outcome, from, cur[5] or ''}
+local out = {outcome, prev_from, prev_run}
 local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h do out[#out + 1] = h[i] end
 return out
 `;
 
 /**
- * KEYS: task hash, progress hash. ARGV: prefix, run id, fraction, step, now_iso.
- * Progress only moves forward, and only the current run may write it. Returns {status, progress}
- * so the caller learns of a cancel on its next report.
+ * reportProgress. KEYS: task hash, progress hash. ARGV: prefix, run id, fraction, step, now_iso.
+ * Progress only moves forward, and only the current run may write it. Returns {status,
+ * progress}, status `superseded` when the task is processing under another run, so a run
+ * learns on its next report that it was cancelled or taken over. Idempotent by nature.
  */
 export const REPORT_PROGRESS = `${COMMON}
 local run, fraction, step, now = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local cur = redis.call('HMGET', KEYS[1], 'status', 'run_id', 'progress', 'current_step')
-if cur[1] ~= 'processing' or cur[2] ~= run then return {cur[1] or '', cur[3] or '0'} end
+if cur[1] == 'processing' and cur[2] ~= run then return {'superseded', cur[3] or '0'} end
+if cur[1] ~= 'processing' then return {cur[1] or '', cur[3] or '0'} end
 local old = tonumber(cur[3]) or 0
 if fraction < old then fraction = old end
 if fraction > 1 then fraction = 1 end
@@ -194,6 +254,28 @@ end
 redis.call('HSET', KEYS[2], 'task_id', string.sub(KEYS[1], #k('tasks') + 2),
   'progress', p, 'current_step', step, 'updated_at', now)
 return {'processing', p}
+`;
+
+/**
+ * recordWebhookOutcome. KEYS: task hash. ARGV: webhook id, JSON patch of the state, operation
+ * token of the attempt. Counts one attempt and merges the patch into the task's `webhook`
+ * field, only while that field still describes this event and is pending: a task hash that is
+ * gone is never recreated, a newer event (after a manual retry) or a finished delivery is never
+ * overwritten by a late attempt. The same attempt recorded twice counts once. Returns 1 when
+ * written (or already written by this attempt).
+ */
+export const RECORD_WEBHOOK_OUTCOME = `
+local raw = redis.call('HGET', KEYS[1], 'webhook')
+if not raw then return 0 end
+local w = cjson.decode(raw)
+if w.id ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '' and w.op == ARGV[3] then return 1 end
+if w.state ~= 'pending' then return 0 end
+for f, v in pairs(cjson.decode(ARGV[2])) do w[f] = v end
+w.attempts = (tonumber(w.attempts) or 0) + 1
+w.op = ARGV[3]
+redis.call('HSET', KEYS[1], 'webhook', cjson.encode(w))
+return 1
 `;
 
 /**

@@ -5,7 +5,7 @@ import {
 } from '@nestjs/common';
 import { cleanRedis, testConfig } from '@app/testing';
 import { Redis } from 'ioredis';
-import { canonicalJson, IdempotencyService } from './idempotency.service';
+import { canonicalJson, IdempotencyService } from '../src/tasks/idempotency.service';
 
 describe('IdempotencyService (real Redis)', () => {
   const config = testConfig({ IDEMPOTENCY_TTL: '120' });
@@ -22,11 +22,19 @@ describe('IdempotencyService (real Redis)', () => {
     expect(first.kind).toBe('new');
     await expect(service.claim('p1', 'k', fp)).rejects.toBeInstanceOf(ConflictException);
     if (first.kind !== 'new') throw new Error('unreachable');
-    await service.complete(first.reservation, 201, { task_id: 't1' });
+    // What the create step writes under the key (it adds task_id and queue_position).
+    const done = service.completion(first.reservation);
+    await redis.set(
+      done.key,
+      JSON.stringify({ ...done.entry, task_id: 't1', queue_position: 4 }),
+      'EX',
+      done.ttlSeconds,
+    );
     await expect(service.claim('p1', 'k', fp)).resolves.toEqual({
       kind: 'replay',
       status: 201,
-      body: { task_id: 't1' },
+      taskId: 't1',
+      queuePosition: 4,
     });
     const ttl = await redis.ttl(first.reservation.redisKey);
     expect(ttl).toBeGreaterThan(100);

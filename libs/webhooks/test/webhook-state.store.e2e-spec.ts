@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { QueueName, TaskRepository } from '@app/tasks';
+import { QueueName, TaskRepository, TaskStateMachine } from '@app/tasks';
 import { cleanRedis, testConfig } from '@app/testing';
 import { Redis } from 'ioredis';
-import { WebhookStateStore } from './webhook-state.store';
+import { WebhookStateStore } from '../src/webhook-state.store';
 
 /** Against the real Redis, under a prefix of its own. */
 describe('WebhookStateStore', () => {
   const config = testConfig();
   const redis = new Redis(config.redis.url);
   const tasks = new TaskRepository(redis, config);
-  const store = new WebhookStateStore(redis, tasks);
+  const moves = new TaskStateMachine(redis, config, tasks);
+  const store = new WebhookStateStore(tasks, moves);
 
   afterAll(async () => {
     await cleanRedis(config);
@@ -30,7 +31,7 @@ describe('WebhookStateStore', () => {
       job_id: id,
       created_at: new Date(),
     });
-    await tasks.transition(id, 'cancelled');
+    await moves.cancel(id);
     return id;
   }
   const pending = { state: 'pending' as const, delivered_at: null };
@@ -40,12 +41,17 @@ describe('WebhookStateStore', () => {
     const hook = `msg_${id}_cancelled_0`;
     const next = new Date(Date.now() + 5000).toISOString();
     expect(
-      await store.recordAttempt(id, hook, {
-        ...pending,
-        last_status: 500,
-        last_error: 'HTTP 500',
-        next_attempt_at: next,
-      }),
+      await store.recordAttempt(
+        id,
+        hook,
+        {
+          ...pending,
+          last_status: 500,
+          last_error: 'HTTP 500',
+          next_attempt_at: next,
+        },
+        1,
+      ),
     ).toBe(true);
     expect(await store.get(id)).toMatchObject({
       state: 'pending',
@@ -55,13 +61,18 @@ describe('WebhookStateStore', () => {
       next_attempt_at: next,
     });
     const at = new Date().toISOString();
-    await store.recordAttempt(id, hook, {
-      state: 'delivered',
-      last_status: 200,
-      last_error: null,
-      delivered_at: at,
-      next_attempt_at: null,
-    });
+    await store.recordAttempt(
+      id,
+      hook,
+      {
+        state: 'delivered',
+        last_status: 200,
+        last_error: null,
+        delivered_at: at,
+        next_attempt_at: null,
+      },
+      2,
+    );
     expect(await store.get(id)).toEqual({
       id: hook,
       event: 'task.cancelled',
@@ -74,12 +85,17 @@ describe('WebhookStateStore', () => {
     });
     // A late duplicate attempt (a stalled job run again) changes nothing any more.
     expect(
-      await store.recordAttempt(id, hook, {
-        ...pending,
-        last_status: 500,
-        last_error: 'x',
-        next_attempt_at: null,
-      }),
+      await store.recordAttempt(
+        id,
+        hook,
+        {
+          ...pending,
+          last_status: 500,
+          last_error: 'x',
+          next_attempt_at: null,
+        },
+        3,
+      ),
     ).toBe(false);
     expect((await store.get(id))!.attempts).toBe(2);
   });
@@ -87,10 +103,10 @@ describe('WebhookStateStore', () => {
   it('never writes another event’s state, nor a task that is gone', async () => {
     const id = await endedTask();
     const patch = { ...pending, last_status: 500, last_error: 'e', next_attempt_at: null };
-    expect(await store.recordAttempt(id, `msg_${id}_failed_0`, patch)).toBe(false);
+    expect(await store.recordAttempt(id, `msg_${id}_failed_0`, patch, 4)).toBe(false);
     expect((await store.get(id))!.attempts).toBe(0);
     const gone = randomUUID();
-    expect(await store.recordAttempt(gone, `msg_${gone}_failed_0`, patch)).toBe(false);
+    expect(await store.recordAttempt(gone, `msg_${gone}_failed_0`, patch, 5)).toBe(false);
     expect(await redis.exists(tasks.taskKey(gone))).toBe(0);
   });
 });

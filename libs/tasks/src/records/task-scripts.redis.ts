@@ -1,0 +1,52 @@
+import type { Redis } from 'ioredis';
+import {
+  CLAIM_RUN,
+  CREATE_TASK,
+  MOVE_TASK,
+  RECORD_QUEUE_POSITION,
+  RECORD_WEBHOOK_OUTCOME,
+  REPORT_PROGRESS,
+} from './task.scripts';
+
+/** A Redis client with the task scripts defined as commands (EVALSHA, falling back to EVAL). */
+export interface TaskScriptsRedis extends Redis {
+  taskCreate(...keysAndArgs: Array<string | number>): Promise<number>;
+  taskMove(...keysAndArgs: string[]): Promise<string>;
+  taskClaimRun(taskKey: string, progressKey: string, ...args: string[]): Promise<string[]>;
+  taskReportProgress(
+    taskKey: string,
+    progressKey: string,
+    ...args: string[]
+  ): Promise<[string, string]>;
+  taskRecordQueuePosition(
+    taskKey: string,
+    wait: string,
+    prioritized: string,
+    jobId: string,
+  ): Promise<number>;
+  taskRecordWebhookOutcome(
+    taskKey: string,
+    webhookId: string,
+    patch: string,
+    op: string,
+  ): Promise<number>;
+}
+
+/** Defines the task scripts on `redis` once (defineCommand is per client) and returns it typed. */
+export function withTaskScripts(redis: Redis): TaskScriptsRedis {
+  if (!('taskMove' in redis)) {
+    redis.defineCommand('taskCreate', { numberOfKeys: 5, lua: CREATE_TASK });
+    redis.defineCommand('taskMove', { numberOfKeys: 5, lua: MOVE_TASK });
+    redis.defineCommand('taskClaimRun', { numberOfKeys: 2, lua: CLAIM_RUN });
+    redis.defineCommand('taskReportProgress', { numberOfKeys: 2, lua: REPORT_PROGRESS });
+    redis.defineCommand('taskRecordQueuePosition', {
+      numberOfKeys: 3,
+      lua: RECORD_QUEUE_POSITION,
+    });
+    redis.defineCommand('taskRecordWebhookOutcome', {
+      numberOfKeys: 1,
+      lua: RECORD_WEBHOOK_OUTCOME,
+    });
+  }
+  return redis as TaskScriptsRedis;
+}
