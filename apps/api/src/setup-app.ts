@@ -7,6 +7,7 @@ import { registerRequestLog } from '@app/observability';
 import { PinoLogger } from 'nestjs-pino';
 import { API_KEY_HEADER } from './auth/api-key.guard';
 import { jsonBodyParser } from './common/json-body.parser';
+import { registerRefusedBodyDrain } from './common/refused-body.drain';
 
 export const API_PREFIX = 'api/v1';
 
@@ -19,7 +20,8 @@ export const UNPREFIXED_ROUTES = [
 
 /**
  * The HTTP server main.ts and the e2e tests share. Bodies over API_BODY_LIMIT are refused with 413
- * before they are read whole. On close, Fastify stops accepting connections, answers requests that
+ * before they are read whole; the 413 goes out once the rest of the body has been read and
+ * discarded (at most API_BODY_DISCARD_LIMIT bytes, see registerRefusedBodyDrain). On close, Fastify stops accepting connections, answers requests that
  * still arrive on open connections with 503, closes idle keep-alive connections at once and lets
  * in-flight requests finish (main.ts bounds how long). Bodies are JSON only (415 otherwise), parsed
  * by `jsonBodyParser`, which refuses prototype-poisoning keys and deep nesting with 400. Each
@@ -37,6 +39,7 @@ export function createApiAdapter(config: AppConfig): FastifyAdapter {
   });
   const fastify = adapter.getInstance();
   registerRequestLog(fastify, () => PinoLogger.root);
+  registerRefusedBodyDrain(fastify, config.api.bodyDiscardLimitBytes);
   fastify.removeContentTypeParser('text/plain');
   const parseJson = jsonBodyParser(fastify);
   // Registering a parser here also keeps Nest from adding its own JSON and urlencoded ones.
