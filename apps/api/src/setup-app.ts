@@ -18,6 +18,19 @@ export const UNPREFIXED_ROUTES = [
   'admin/queues/{*path}',
 ];
 
+/** Seed 000 probes `GET /health` at the root; it is answered by the route of `/api/v1/health`. */
+export const ROOT_HEALTH_PATH = '/health';
+
+/** The URL the router sees: `GET|HEAD /health[?…]` becomes `/api/v1/health[?…]`, the rest stays. */
+export function rewriteRootHealth(method: string | undefined, url: string): string {
+  if (method !== 'GET' && method !== 'HEAD') return url;
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  return path === ROOT_HEALTH_PATH
+    ? `/${API_PREFIX}/health${query === -1 ? '' : url.slice(query)}`
+    : url;
+}
+
 /**
  * The HTTP server main.ts and the e2e tests share. Bodies over API_BODY_LIMIT are refused with 413
  * before they are read whole; the 413 goes out once the rest of the body has been read and
@@ -32,6 +45,8 @@ export function createApiAdapter(config: AppConfig): FastifyAdapter {
     bodyLimit: config.api.bodyLimitBytes,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // One health route, two addresses: the body, status and key rules are those of /api/v1/health.
+    rewriteUrl: (req) => rewriteRootHealth(req.method, req.url ?? '/'),
     // Requests Fastify refuses before routing (bad percent-encoding): our error shape, not its own.
     frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
       void reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });

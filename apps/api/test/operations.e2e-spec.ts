@@ -75,6 +75,22 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     expect(health.body.details.workers).toMatchObject({ status: 'up', backends: ['wasm'] });
   });
 
+  it('answers GET /health at the root as seed 000 does, with the body of /api/v1/health', async () => {
+    const rootHealth = await get(`${root()}/health`);
+    expect(rootHealth.status).toBe(200);
+    expect(rootHealth.headers.get('content-type')).toContain('application/json');
+    const prefixed = await service.http.get('/health', { key: null });
+    expect(rootHealth.json).toMatchObject({ status: 'ok', info: { redis: { status: 'up' } } });
+    expect(Object.keys(rootHealth.json.details).sort()).toEqual(
+      Object.keys(prefixed.body.details).sort(),
+    );
+    expect(rootHealth.json.details.storage).toEqual(prefixed.body.details.storage);
+    // A query string is kept; other methods and longer paths are not health.
+    expect((await get(`${root()}/health?verbose=1`)).status).toBe(200);
+    expect((await fetch(`${root()}/health`, { method: 'POST' })).status).toBe(404);
+    expect((await get(`${root()}/healthz`)).status).toBe(404);
+  });
+
   it('answers the worker probes on its own port, with the GPU state', async () => {
     const live = await get(`${service.workerHealthUrl}/health/live`);
     expect(live.status).toBe(200);
