@@ -1,4 +1,8 @@
+import { Queue } from 'bullmq';
+import { bullConnection } from '@app/redis';
+import { BULL_PREFIX_PART } from '@app/tasks';
 import { PrivateRedisServer, TEST_API_KEY, waitFor } from '@app/testing';
+import { WEBHOOKS_QUEUE } from '@app/webhooks';
 import {
   TEST_SLEEP_TASK,
   TEST_TIMEOUT_TASK,
@@ -174,7 +178,7 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     expect(idle).toMatchObject({ current_task_id: null, tasks_completed: before + 1 });
   });
 
-  it('keeps Bull Board behind the API key, read-only, with all three queues', async () => {
+  it('keeps Bull Board behind the API key, read-only, with the task queues and webhooks', async () => {
     const denied = await get(`${root()}/admin/queues`);
     expect(denied.status).toBe(401);
     expect(denied.json).toMatchObject({ message: 'API key required in X-API-Key header' });
@@ -187,8 +191,28 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     const api = await get(`${root()}/admin/queues/api/queues`, { 'x-api-key': TEST_API_KEY });
     expect(api.status).toBe(200);
     const queues = api.json.queues as Array<{ name: string; readOnlyMode: boolean }>;
-    expect(queues.map((q) => q.name).sort()).toEqual(['cpu_intensive', 'gpu_heavy', 'gpu_medium']);
+    expect(queues.map((q) => q.name).sort()).toEqual([
+      'cpu_intensive',
+      'gpu_heavy',
+      'gpu_medium',
+      'webhooks',
+    ]);
     expect(queues.every((q) => q.readOnlyMode)).toBe(true);
+
+    // The board reads the queue the workers deliver from (same prefix): a job there shows.
+    const webhooks = new Queue(WEBHOOKS_QUEUE, {
+      connection: bullConnection(service.config),
+      prefix: `${service.config.redis.prefix}:${BULL_PREFIX_PART}`,
+    });
+    try {
+      const job = await webhooks.add('deliver', { later: true }, { delay: 3_600_000 });
+      const board = await get(`${root()}/admin/queues/api/queues`, { 'x-api-key': TEST_API_KEY });
+      const shown = board.json.queues.find((q: { name: string }) => q.name === WEBHOOKS_QUEUE);
+      expect(shown.counts).toMatchObject({ delayed: 1 });
+      await job.remove();
+    } finally {
+      await webhooks.close();
+    }
   });
 });
 
