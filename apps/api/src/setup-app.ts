@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { RequestMethod, ValidationPipe, type INestApplication } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -46,7 +47,7 @@ export function createApiAdapter(config: AppConfig): FastifyAdapter {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // One health route, two addresses: the body, status and key rules are those of /api/v1/health.
-    rewriteUrl: (req) => rewriteRootHealth(req.method, req.url ?? '/'),
+    rewriteUrl: (req: IncomingMessage) => rewriteRootHealth(req.method, req.url ?? '/'),
     // Requests Fastify refuses before routing (bad percent-encoding): our error shape, not its own.
     frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
       void reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: err.message });
