@@ -7,6 +7,7 @@ import { ProjectsModule } from '@app/projects';
 import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
 import { TasksModule } from '@app/tasks';
+import { WorkersModule } from '@app/workers';
 import { QueuesBoardModule } from './admin/queues-board.module';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { ClientErrorFilter } from './common/client-error.filter';
@@ -34,6 +35,7 @@ export class ApiModule {
         ConfigModule.forRoot(config),
         RedisModule,
         TasksModule,
+        WorkersModule,
         ProjectsModule,
         StorageModule,
         RateLimitModule,

@@ -144,19 +144,19 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     expect(sample(api.text, 'queue_depth', { queue: 'cpu_intensive', state: 'completed' })).toBe(1);
   });
 
-  it('lists the running worker, busy with its task, then idle', async () => {
+  it('lists the running worker, active with its task (slots to spare), then idle', async () => {
     const id = await submit(3000);
     const busy = await waitFor(
       async () => {
         const { body } = await service.http.get('/workers/status');
         const me = body.workers.find((w: any) => w.worker_id === service.config.worker.id);
-        // Busy with this task (an earlier test's run may still be reported for up to 100 ms).
-        return me?.status === 'busy' && me.current_task_id === id ? { body, me } : undefined;
+        // Active with this task (an earlier test's run may still be reported for up to 100 ms).
+        return me?.status === 'active' && me.current_task_id === id ? { body, me } : undefined;
       },
-      { timeoutMs: 5000, what: 'worker busy' },
+      { timeoutMs: 5000, what: 'worker active' },
     );
     expect(busy.me).toMatchObject({
-      worker_type: 'gpu_heavy,gpu_medium,cpu_intensive',
+      worker_type: ['gpu_heavy', 'gpu_medium', 'cpu_intensive'],
       current_task_id: id,
       gpu_utilization: 0,
       backend: 'wasm',

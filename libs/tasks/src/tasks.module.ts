@@ -9,9 +9,11 @@ import { ALL_QUEUES } from './queues';
 import { TaskRepository } from './records/task.repository';
 import { TaskLifecycleService } from './task-lifecycle.service';
 import { EXTRA_TASK_DEFINITIONS, TaskDefinitions } from './task-types/task-definitions';
-import { WorkerStatusRepository } from './workers/worker-status.repository';
 
-/** Task records, contracts, the queue producer and the lifecycle; shared by api and worker. */
+/**
+ * Task records, contracts, the queue producer and the lifecycle; shared by api and worker. Worker
+ * heartbeats live in @app/workers.
+ */
 @Module({
   imports: [
     NetModule,
@@ -31,7 +33,6 @@ import { WorkerStatusRepository } from './workers/worker-status.repository';
     TaskDefinitions,
     CancelBus,
     TaskLifecycleService,
-    WorkerStatusRepository,
   ],
   exports: [
     BullModule,
@@ -40,7 +41,6 @@ import { WorkerStatusRepository } from './workers/worker-status.repository';
     TaskDefinitions,
     CancelBus,
     TaskLifecycleService,
-    WorkerStatusRepository,
   ],
 })
 export class TasksModule {}

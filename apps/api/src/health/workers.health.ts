@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { WorkerStatusRepository } from '@app/tasks';
+import { WorkerStatusRepository } from '@app/workers';
 import { withTimeout } from '@app/observability';
 
 /**
