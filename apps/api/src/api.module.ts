@@ -15,6 +15,7 @@ import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { HttpDrain } from './common/http-drain';
 import { HealthController } from './health/health.controller';
 import { StorageHealthIndicator } from './health/storage.health';
+import { GpuWorkersHealthIndicator } from './health/gpu-workers.health';
 import { WorkersHealthIndicator } from './health/workers.health';
 import { MediaController } from './media/media.controller';
 import { ApiMetricsModule } from './metrics/api-metrics.module';
@@ -58,6 +59,7 @@ export class ApiModule {
         RedisHealthIndicator,
         StorageHealthIndicator,
         WorkersHealthIndicator,
+        GpuWorkersHealthIndicator,
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         // Global filters are tried last-registered first: domain errors, then the catch-all.
         { provide: APP_FILTER, useClass: ClientErrorFilter },

@@ -76,7 +76,19 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     });
     const health = await service.http.get('/health', { key: null });
     expect(health.status).toBe(200);
-    expect(health.body.details.workers).toMatchObject({ status: 'up', backends: ['wasm'] });
+    // The worker runs tfjs on wasm: a worker, but no GPU, and the API says so.
+    expect(health.body.details.workers).toMatchObject({
+      status: 'up',
+      count: 1,
+      backends: ['wasm'],
+      gpu: false,
+    });
+    expect(health.body.details.gpu).toEqual({
+      status: 'up',
+      gpu: 'none',
+      gpu_workers: 0,
+      message: 'no worker runs on a GPU (backends: wasm)',
+    });
   });
 
   it('answers GET /health at the root as seed 000 does, with the body of /api/v1/health', async () => {

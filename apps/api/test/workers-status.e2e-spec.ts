@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { waitFor } from '@app/testing';
+import { WorkerStatusRepository } from '@app/workers';
 import { WorkerProcess } from '../../worker/test/support/worker-process.harness';
 import { TEST_SLEEP_TASK } from '../../worker/test/support/test-sleep.task';
 import { TestService } from './support/service.harness';
@@ -104,5 +106,61 @@ describe('workers status: seed 001 WorkerStatus of a real worker process', () =>
     expect(Date.now() - Date.parse(offline.me.last_heartbeat)).toBeGreaterThan(3000);
     expect(offline.me).toMatchObject({ current_task_id: null, worker_type: ['cpu_intensive'] });
     expect(offline.body).toMatchObject({ total_workers: 1, active_workers: 0, offline_workers: 1 });
+  });
+
+  it('shows a CUDA worker’s heartbeat in the API’s gpu health, and "none" once it is offline', async () => {
+    // No GPU here: the beat a tfjs-node-gpu worker writes, through the workers' own repository.
+    const redis = new Redis(service.config.redis.url, { maxRetriesPerRequest: 2 });
+    const GiB = 2 ** 30;
+    const gpus = [
+      {
+        gpu_id: '0',
+        name: 'NVIDIA L4',
+        memory_used_bytes: 3 * GiB,
+        memory_total_bytes: 24 * GiB,
+        utilization_percent: 60,
+      },
+    ];
+    const beat = (ageMs: number) =>
+      new WorkerStatusRepository(redis, service.config).beat({
+        worker_id: 'cuda-worker',
+        worker_type: ['gpu_heavy'],
+        status: 'busy',
+        current_task_id: null,
+        current_task_ids: [],
+        gpu_utilization: 0.6,
+        memory_usage: GiB,
+        tasks_completed: 1,
+        last_heartbeat: new Date(Date.now() - ageMs).toISOString(),
+        backend: 'tensorflow',
+        device: 'gpu',
+        gpus,
+        heartbeat_interval: 10,
+        started_at: new Date().toISOString(),
+      });
+    try {
+      await beat(0);
+      const health = await service.http.get('/health', { key: null });
+      expect(health.body.details.gpu).toMatchObject({
+        status: 'up',
+        gpu: 'available',
+        gpu_workers: 1,
+        gpus: 1,
+        memory_used_bytes: 3 * GiB,
+        memory_total_bytes: 24 * GiB,
+        workers: [{ worker_id: 'cuda-worker', gpus }],
+      });
+      expect(health.body.details.workers).toMatchObject({ gpu: true, backends: ['tensorflow'] });
+      const listed = (await status()).workers.find((w: any) => w.worker_id === 'cuda-worker');
+      expect(listed).toMatchObject({ device: 'gpu', gpus, status: 'busy' });
+
+      await beat(31_000);
+      const later = await service.http.get('/health', { key: null });
+      expect(later.body.details.gpu).toMatchObject({ status: 'up', gpu: 'none', gpu_workers: 0 });
+      expect(later.body.details.workers).toMatchObject({ gpu: false });
+      expect(later.body.details.workers.offline).toBeGreaterThanOrEqual(1);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
