@@ -16,8 +16,8 @@ const swc: [string, Record<string, unknown>] = [
 ];
 
 const moduleNameMapper = {
-  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|testing)$': '<rootDir>/libs/$1/src',
-  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|testing)/(.*)$': '<rootDir>/libs/$1/src/$2',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|workers|testing)$': '<rootDir>/libs/$1/src',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|workers|testing)/(.*)$': '<rootDir>/libs/$1/src/$2',
 };
 
 const common = {

@@ -7,6 +7,7 @@ import { ProjectsModule } from '@app/projects';
 import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
 import { TasksModule } from '@app/tasks';
+import { WorkersModule } from '@app/workers';
 import { QueuesBoardModule } from './admin/queues-board.module';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { ClientErrorFilter } from './common/client-error.filter';
@@ -14,6 +15,7 @@ import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { HttpDrain } from './common/http-drain';
 import { HealthController } from './health/health.controller';
 import { StorageHealthIndicator } from './health/storage.health';
+import { GpuWorkersHealthIndicator } from './health/gpu-workers.health';
 import { WorkersHealthIndicator } from './health/workers.health';
 import { MediaController } from './media/media.controller';
 import { ApiMetricsModule } from './metrics/api-metrics.module';
@@ -34,6 +36,7 @@ export class ApiModule {
         ConfigModule.forRoot(config),
         RedisModule,
         TasksModule,
+        WorkersModule,
         ProjectsModule,
         StorageModule,
         RateLimitModule,
@@ -56,6 +59,7 @@ export class ApiModule {
         RedisHealthIndicator,
         StorageHealthIndicator,
         WorkersHealthIndicator,
+        GpuWorkersHealthIndicator,
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         // Global filters are tried last-registered first: domain errors, then the catch-all.
         { provide: APP_FILTER, useClass: ClientErrorFilter },

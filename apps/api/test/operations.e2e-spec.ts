@@ -1,4 +1,8 @@
+import { Queue } from 'bullmq';
+import { bullConnection } from '@app/redis';
+import { BULL_PREFIX_PART } from '@app/tasks';
 import { PrivateRedisServer, TEST_API_KEY, waitFor } from '@app/testing';
+import { WEBHOOKS_QUEUE } from '@app/webhooks';
 import {
   TEST_SLEEP_TASK,
   TEST_TIMEOUT_TASK,
@@ -72,7 +76,35 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     });
     const health = await service.http.get('/health', { key: null });
     expect(health.status).toBe(200);
-    expect(health.body.details.workers).toMatchObject({ status: 'up', backends: ['wasm'] });
+    // The worker runs tfjs on wasm: a worker, but no GPU, and the API says so.
+    expect(health.body.details.workers).toMatchObject({
+      status: 'up',
+      count: 1,
+      backends: ['wasm'],
+      gpu: false,
+    });
+    expect(health.body.details.gpu).toEqual({
+      status: 'up',
+      gpu: 'none',
+      gpu_workers: 0,
+      message: 'no worker runs on a GPU (backends: wasm)',
+    });
+  });
+
+  it('answers GET /health at the root as seed 000 does, with the body of /api/v1/health', async () => {
+    const rootHealth = await get(`${root()}/health`);
+    expect(rootHealth.status).toBe(200);
+    expect(rootHealth.headers.get('content-type')).toContain('application/json');
+    const prefixed = await service.http.get('/health', { key: null });
+    expect(rootHealth.json).toMatchObject({ status: 'ok', info: { redis: { status: 'up' } } });
+    expect(Object.keys(rootHealth.json.details).sort()).toEqual(
+      Object.keys(prefixed.body.details).sort(),
+    );
+    expect(rootHealth.json.details.storage).toEqual(prefixed.body.details.storage);
+    // A query string is kept; other methods and longer paths are not health.
+    expect((await get(`${root()}/health?verbose=1`)).status).toBe(200);
+    expect((await fetch(`${root()}/health`, { method: 'POST' })).status).toBe(404);
+    expect((await get(`${root()}/healthz`)).status).toBe(404);
   });
 
   it('answers the worker probes on its own port, with the GPU state', async () => {
@@ -124,19 +156,19 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     expect(sample(api.text, 'queue_depth', { queue: 'cpu_intensive', state: 'completed' })).toBe(1);
   });
 
-  it('lists the running worker, busy with its task, then idle', async () => {
+  it('lists the running worker, active with its task (slots to spare), then idle', async () => {
     const id = await submit(3000);
     const busy = await waitFor(
       async () => {
         const { body } = await service.http.get('/workers/status');
         const me = body.workers.find((w: any) => w.worker_id === service.config.worker.id);
-        // Busy with this task (an earlier test's run may still be reported for up to 100 ms).
-        return me?.status === 'busy' && me.current_task_id === id ? { body, me } : undefined;
+        // Active with this task (an earlier test's run may still be reported for up to 100 ms).
+        return me?.status === 'active' && me.current_task_id === id ? { body, me } : undefined;
       },
-      { timeoutMs: 5000, what: 'worker busy' },
+      { timeoutMs: 5000, what: 'worker active' },
     );
     expect(busy.me).toMatchObject({
-      worker_type: 'gpu_heavy,gpu_medium,cpu_intensive',
+      worker_type: ['gpu_heavy', 'gpu_medium', 'cpu_intensive'],
       current_task_id: id,
       gpu_utilization: 0,
       backend: 'wasm',
@@ -158,7 +190,7 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     expect(idle).toMatchObject({ current_task_id: null, tasks_completed: before + 1 });
   });
 
-  it('keeps Bull Board behind the API key, read-only, with all three queues', async () => {
+  it('keeps Bull Board behind the API key, read-only, with the task queues and webhooks', async () => {
     const denied = await get(`${root()}/admin/queues`);
     expect(denied.status).toBe(401);
     expect(denied.json).toMatchObject({ message: 'API key required in X-API-Key header' });
@@ -171,8 +203,28 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     const api = await get(`${root()}/admin/queues/api/queues`, { 'x-api-key': TEST_API_KEY });
     expect(api.status).toBe(200);
     const queues = api.json.queues as Array<{ name: string; readOnlyMode: boolean }>;
-    expect(queues.map((q) => q.name).sort()).toEqual(['cpu_intensive', 'gpu_heavy', 'gpu_medium']);
+    expect(queues.map((q) => q.name).sort()).toEqual([
+      'cpu_intensive',
+      'gpu_heavy',
+      'gpu_medium',
+      'webhooks',
+    ]);
     expect(queues.every((q) => q.readOnlyMode)).toBe(true);
+
+    // The board reads the queue the workers deliver from (same prefix): a job there shows.
+    const webhooks = new Queue(WEBHOOKS_QUEUE, {
+      connection: bullConnection(service.config),
+      prefix: `${service.config.redis.prefix}:${BULL_PREFIX_PART}`,
+    });
+    try {
+      const job = await webhooks.add('deliver', { later: true }, { delay: 3_600_000 });
+      const board = await get(`${root()}/admin/queues/api/queues`, { 'x-api-key': TEST_API_KEY });
+      const shown = board.json.queues.find((q: { name: string }) => q.name === WEBHOOKS_QUEUE);
+      expect(shown.counts).toMatchObject({ delayed: 1 });
+      await job.remove();
+    } finally {
+      await webhooks.close();
+    }
   });
 });
 

@@ -168,8 +168,8 @@ describe('task lifecycle (API + worker, real Redis)', () => {
     expect(res.body.total_workers).toBe(1);
     const [worker] = res.body.workers;
     expect(worker).toMatchObject({
-      worker_type: 'gpu_heavy,gpu_medium,cpu_intensive',
-      status: expect.stringMatching(/idle|busy/),
+      worker_type: ['gpu_heavy', 'gpu_medium', 'cpu_intensive'],
+      status: expect.stringMatching(/^(idle|active|busy)$/),
       backend: expect.any(String),
     });
     expect(Date.now() - Date.parse(worker.last_heartbeat)).toBeLessThan(5000);

@@ -9,6 +9,7 @@ import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
 import { TaskReconciler, TasksModule, type QueueName } from '@app/tasks';
 import { WebhooksModule } from '@app/webhooks';
+import { WorkersModule } from '@app/workers';
 import { WORKER_OPERATIONS_PROVIDERS } from './health/worker-health.server';
 import { WorkerHeartbeatService } from './heartbeat/worker-heartbeat.service';
 import { PROCESSOR_MODULES } from './processors';
@@ -36,6 +37,7 @@ export class WorkerModule {
         GpuModule,
         PayloadModule,
         WebhooksModule,
+        WorkersModule,
         LoggingModule.forRoot(config, 'worker'),
         TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
         ...PROCESSOR_MODULES,

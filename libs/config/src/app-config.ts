@@ -37,6 +37,8 @@ export class AppConfig {
     publicBaseUrl: string;
     swagger: boolean;
     bodyLimitBytes: number;
+    /** Bytes of a refused body read and discarded before the connection is closed. */
+    bodyDiscardLimitBytes: number;
     rateLimit: { submit: number; windowSeconds: number };
     idempotencyTtlSeconds: number;
   };
@@ -147,6 +149,7 @@ export class AppConfig {
         publicBaseUrl: e.PUBLIC_BASE_URL.replace(/\/+$/, ''),
         swagger: e.ENABLE_SWAGGER,
         bodyLimitBytes: e.API_BODY_LIMIT,
+        bodyDiscardLimitBytes: e.API_BODY_DISCARD_LIMIT,
         rateLimit: { submit: e.RATE_LIMIT_SUBMIT, windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS },
         idempotencyTtlSeconds: e.IDEMPOTENCY_TTL,
       },

@@ -308,6 +308,15 @@ export class EnvSchema {
   @Max(100 * 1024 * 1024)
   API_BODY_LIMIT: number = 1024 * 1024;
 
+  /**
+   * Bytes of a refused (413) body the API still reads and discards, so that a client sending it
+   * whole sees the 413 instead of a reset connection; past it the connection is closed.
+   */
+  @IsInt()
+  @Min(0)
+  @Max(1024 * 1024 * 1024)
+  API_BODY_DISCARD_LIMIT: number = 64 * 1024 * 1024;
+
   // --- Models (libs/gpu model registry) ---------------------------------------------------
 
   /** Folder of tfjs models: MODELS_DIR/<name>/model.json (GraphModel or LayersModel). */

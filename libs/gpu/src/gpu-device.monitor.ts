@@ -20,15 +20,37 @@ export const NVIDIA_SMI_ARGS = [
 /** Runs a command and resolves its stdout; injectable so tests can play nvidia-smi. */
 export type CommandRunner = (file: string, args: string[], timeoutMs: number) => Promise<string>;
 
+/** How a CommandRunner fails: execFile's error with what the command printed. */
+export interface CommandError extends Error {
+  /** 'ENOENT' when the command is not found; the exit code when it ran and failed. */
+  code?: string | number;
+  killed?: boolean;
+  signal?: NodeJS.Signals | null;
+  stdout?: string;
+  stderr?: string;
+}
+
 /** execFile bounded by `timeoutMs`: the process is killed (SIGKILL) when it overruns. */
 export const runCommand: CommandRunner = (file, args, timeoutMs) =>
   new Promise<string>((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout) => {
-      // Keeps code (ENOENT), killed and signal (timeout) on a plain Error.
-      if (err) reject(Object.assign(new Error(err.message), err));
+    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      // Keeps code (ENOENT or the exit code), killed and signal (timeout) on a plain Error.
+      if (err) reject(Object.assign(new Error(err.message), err, { stdout, stderr }));
       else resolve(stdout);
     });
   });
+
+/** Why nvidia-smi gave no reading, in words for a health check: its own first line if it said one. */
+function failureReason(err: CommandError, timeoutMs: number): string {
+  if (err.killed) return `timed out after ${timeoutMs} ms`;
+  // nvidia-smi prints its errors ("Failed to initialize NVML: ...") on stdout.
+  const said = `${err.stderr ?? ''}\n${err.stdout ?? ''}`
+    .split('\n')
+    .map((line) => line.trim())
+    .find((line) => line.length > 0);
+  if (typeof err.code === 'number') return `exit code ${err.code}${said ? `: ${said}` : ''}`;
+  return said ?? err.message;
+}
 
 /** Parses `index, name, memory.used [MiB], memory.total [MiB], utilization.gpu [%]` lines. */
 export function parseNvidiaSmi(output: string): GpuDeviceStats[] {
@@ -70,21 +92,37 @@ export class GpuDeviceMonitor {
     private readonly run: CommandRunner = runCommand,
     private readonly timeoutMs = 2000,
     private readonly cacheMs = 1000,
+    /** The nvidia-smi to run: looked up on the PATH unless a path is given (tests give one). */
+    private readonly command = 'nvidia-smi',
   ) {}
 
-  /** The GPUs, [] where there is no nvidia-smi; rejects when nvidia-smi fails or hangs. */
+  /** nvidia-smi was not found (ENOENT): devices() reads no GPU without asking again. */
+  get commandMissing(): boolean {
+    return this.absent;
+  }
+
+  /**
+   * The GPUs, [] where there is no nvidia-smi; rejects, saying why, when nvidia-smi fails (exit
+   * code and its message), hangs past the timeout, or prints what is not its CSV.
+   */
   async devices(): Promise<GpuDeviceStats[]> {
     if (this.absent) return [];
     const now = Date.now();
     if (this.cached && now - this.cached.at < this.cacheMs) return this.cached.value;
-    const value = this.run('nvidia-smi', NVIDIA_SMI_ARGS, this.timeoutMs).then(
-      parseNvidiaSmi,
-      (err: NodeJS.ErrnoException & { killed?: boolean }) => {
+    const value = this.run(this.command, NVIDIA_SMI_ARGS, this.timeoutMs).then(
+      (output) => {
+        try {
+          return parseNvidiaSmi(output);
+        } catch (err) {
+          throw new Error(`nvidia-smi failed: ${(err as Error).message}`, { cause: err });
+        }
+      },
+      (err: CommandError) => {
         if (err.code === 'ENOENT') {
           this.absent = true;
           return [];
         }
-        throw new Error(`nvidia-smi failed: ${err.killed ? 'timed out' : err.message}`);
+        throw new Error(`nvidia-smi failed: ${failureReason(err, this.timeoutMs)}`);
       },
     );
     this.cached = { at: now, value };

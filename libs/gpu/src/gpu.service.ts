@@ -3,6 +3,7 @@ import { AppConfig } from '@app/config';
 import * as tfCore from '@tensorflow/tfjs-core';
 import { withTensorScope, type TensorScope } from './tensor-scope';
 import {
+  CUDA_TFJS_PACKAGE,
   selectTfjsBackend,
   type TfjsBackendName,
   type TfjsBackendSelection,
@@ -74,6 +75,19 @@ export class GpuService implements OnModuleInit {
 
   get backendName(): TfjsBackendName {
     return this.started().backend;
+  }
+
+  /**
+   * The CUDA backend (tfjs-node-gpu) is loaded: a GPU is expected, and not being able to read it
+   * is a fault. tfjs-node (CPU) also reports the backend 'tensorflow', so the name is not enough.
+   */
+  get expectsGpu(): boolean {
+    return this.started().package === CUDA_TFJS_PACKAGE;
+  }
+
+  /** Tensors run on a CUDA device (tfjs-node-gpu found one); false for every other backend. */
+  get usesGpu(): boolean {
+    return this.started().device === 'gpu';
   }
 
   describe(): GpuDescription {

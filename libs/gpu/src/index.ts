@@ -5,6 +5,7 @@ export * from './gpu-health.indicator';
 export * from './model-registry';
 export * from './tensor-scope';
 export {
+  CUDA_TFJS_PACKAGE,
   TfjsBackendError,
   type TfjsBackendName,
   type TfjsBackendSelection,

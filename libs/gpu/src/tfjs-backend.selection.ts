@@ -30,8 +30,11 @@ type Candidate = Exclude<TfjsBackendChoice, 'auto'>;
 
 const AUTO_ORDER: readonly Candidate[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
+/** The CUDA build of tfjs-node: with it loaded, the process is meant to run on a GPU. */
+export const CUDA_TFJS_PACKAGE = '@tensorflow/tfjs-node-gpu';
+
 const PACKAGES: Record<Candidate, string> = {
-  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  'tensorflow-gpu': CUDA_TFJS_PACKAGE,
   tensorflow: '@tensorflow/tfjs-node',
   wasm: '@tensorflow/tfjs-backend-wasm',
   cpu: '@tensorflow/tfjs-backend-cpu',

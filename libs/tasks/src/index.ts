@@ -19,5 +19,4 @@ export * from './task-types/generate-video/video-output.options';
 export * from './task-types/render-animation/render-animation.task';
 export * from './task-types/process-audio/process-audio.task';
 export * from './tasks.module';
-export * from './workers/worker-status.repository';
 export * from './until-aborted';

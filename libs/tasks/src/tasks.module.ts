@@ -10,9 +10,11 @@ import { TaskRepository } from './records/task.repository';
 import { TaskStateMachine } from './records/task-state.machine';
 import { TaskLifecycleService } from './task-lifecycle.service';
 import { EXTRA_TASK_DEFINITIONS, TaskDefinitions } from './task-types/task-definitions';
-import { WorkerStatusRepository } from './workers/worker-status.repository';
 
-/** Task records, contracts, the queue producer and the lifecycle; shared by api and worker. */
+/**
+ * Task records, contracts, the queue producer and the lifecycle; shared by api and worker. Worker
+ * heartbeats live in @app/workers.
+ */
 @Module({
   imports: [
     NetModule,
@@ -33,7 +35,6 @@ import { WorkerStatusRepository } from './workers/worker-status.repository';
     TaskDefinitions,
     CancelBus,
     TaskLifecycleService,
-    WorkerStatusRepository,
   ],
   exports: [
     BullModule,
@@ -43,7 +44,6 @@ import { WorkerStatusRepository } from './workers/worker-status.repository';
     TaskDefinitions,
     CancelBus,
     TaskLifecycleService,
-    WorkerStatusRepository,
   ],
 })
 export class TasksModule {}

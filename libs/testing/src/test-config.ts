@@ -65,17 +65,30 @@ export async function cleanRedis(config: AppConfig): Promise<void> {
   }
 }
 
-/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
+/**
+ * Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`.
+ * `explain` is asked at that moment for what the failure message should add (a process's
+ * output, its exit code): a timeout that only says "timed out" sends the reader hunting.
+ */
 export async function waitFor<T>(
   check: () => Promise<T | undefined>,
-  { timeoutMs = 30_000, intervalMs = 50, what = 'condition' } = {},
+  {
+    timeoutMs = 30_000,
+    intervalMs = 50,
+    what = 'condition',
+    explain,
+  }: { timeoutMs?: number; intervalMs?: number; what?: string; explain?: () => string } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const more = explain?.();
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${more ? `\n${more}` : ''}`,
+      );
+    }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

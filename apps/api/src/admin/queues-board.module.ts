@@ -1,10 +1,12 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { BullModule } from '@nestjs/bullmq';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { BullBoardModule, type BullBoardServerAdapter } from '@bull-board/nestjs';
 import type { AppConfig } from '@app/config';
 import { ALL_QUEUES } from '@app/tasks';
+import { WEBHOOKS_QUEUE } from '@app/webhooks';
 import { AdminCredentials } from './admin-credentials';
 
 /** Bull Board's mount point; outside the api/v1 prefix (see setup-app.ts). */
@@ -49,7 +51,14 @@ function guardedAdapter(credentials: AdminCredentials): new () => BullBoardServe
   return GuardedFastifyAdapter as unknown as new () => BullBoardServerAdapter;
 }
 
-/** The queue dashboard at /admin/queues: all three queues, read-only unless configured. */
+/** Every queue the board shows: the three task queues and the webhook deliveries. */
+export const BOARD_QUEUES = [...ALL_QUEUES, WEBHOOKS_QUEUE] as const;
+
+/**
+ * The queue dashboard at /admin/queues: the task queues and `webhooks`, read-only unless
+ * configured. The API registers `webhooks` here only (TasksModule has the task queues): it
+ * neither adds to nor consumes it, the board reads it with the same connection and prefix.
+ */
 @Module({})
 export class QueuesBoardModule {
   static register(config: AppConfig): DynamicModule {
@@ -64,8 +73,9 @@ export class QueuesBoardModule {
           // The Nest middleware slot is unused: auth is the plugin's onRequest hook.
           middleware: (_req: unknown, _res: unknown, next: () => void) => next(),
         }),
+        BullModule.registerQueue({ name: WEBHOOKS_QUEUE }),
         BullBoardModule.forFeature(
-          ...ALL_QUEUES.map((name) => ({
+          ...BOARD_QUEUES.map((name) => ({
             name,
             adapter: BullMQAdapter,
             options: { readOnlyMode: readOnly },

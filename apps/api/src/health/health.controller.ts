@@ -4,6 +4,7 @@ import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
 import { RedisHealthIndicator } from '@app/observability';
 import { Public } from '../auth/public.decorator';
 import { StorageHealthIndicator } from './storage.health';
+import { GpuWorkersHealthIndicator } from './gpu-workers.health';
 import { WorkersHealthIndicator } from './workers.health';
 
 @ApiTags('health')
@@ -15,18 +16,22 @@ export class HealthController {
     private readonly redis: RedisHealthIndicator,
     private readonly storage: StorageHealthIndicator,
     private readonly workers: WorkersHealthIndicator,
+    private readonly gpu: GpuWorkersHealthIndicator,
   ) {}
 
   @Get()
   @HealthCheck()
   @ApiOperation({
-    summary: 'Redis, storage and the workers (GPU side); 503 when a dependency is down',
+    summary:
+      'Redis, storage, the workers and their GPUs (from heartbeats); 503 when one is down. ' +
+      'Also served at GET /health (seed 000)',
   })
   check() {
     return this.health.check([
       () => this.redis.check(),
       () => this.storage.check(),
       () => this.workers.check(),
+      () => this.gpu.check(),
     ]);
   }
 

@@ -1,17 +1,22 @@
 import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { GpuDeviceMonitor, type GpuService } from '@app/gpu';
-import type { TaskRecord, WorkerStatusRecord, WorkerStatusRepository } from '@app/tasks';
+import type { TaskRecord } from '@app/tasks';
+import type { WorkerBeat, WorkerStatusRepository } from '@app/workers';
 import { TaskEvents } from '../runtime/task-events';
 import type { TaskRunner } from '../runtime/task-runner';
-import { EVENT_BEAT_MIN_GAP_MS, WorkerHeartbeatService } from './worker-heartbeat.service';
+import {
+  EVENT_BEAT_MIN_GAP_MS,
+  WorkerHeartbeatService,
+  workerStatusOf,
+} from './worker-heartbeat.service';
 
 const task = { task_id: 't1', project_id: 'p', task_type: 'x' } as TaskRecord;
 
-function setup(smi: () => Promise<string>) {
-  const beats: WorkerStatusRecord[] = [];
+function setup(smi: () => Promise<string>, env: Record<string, string> = {}) {
+  const beats: WorkerBeat[] = [];
   const repo = {
-    beat: async (r: WorkerStatusRecord) => void beats.push(r),
+    beat: async (r: WorkerBeat) => void beats.push(r),
     remove: async () => undefined,
   } as unknown as WorkerStatusRepository;
   const active: string[] = [];
@@ -26,6 +31,7 @@ function setup(smi: () => Promise<string>) {
     WORKER_ID: 'w-1',
     WORKER_QUEUES: 'gpu_medium',
     WORKER_HEARTBEAT_INTERVAL: '300',
+    ...env,
   });
   const service = new WorkerHeartbeatService(
     repo,
@@ -50,7 +56,8 @@ describe('WorkerHeartbeatService', () => {
     expect(beats[0]).toMatchObject({
       status: 'idle',
       current_task_id: null,
-      worker_type: 'gpu_medium',
+      worker_type: ['gpu_medium'],
+      heartbeat_interval: 300,
     });
     // Past the least gap between beats: the start is written at once.
     await new Promise((r) => setTimeout(r, EVENT_BEAT_MIN_GAP_MS + 20));
@@ -72,7 +79,12 @@ describe('WorkerHeartbeatService', () => {
       gpu_utilization: 0.4,
       tasks_completed: 3,
       backend: 'wasm',
+      device: 'cpu',
       memory_usage: expect.any(Number),
+      gpus: [
+        expect.objectContaining({ gpu_id: '0', name: 'L4', utilization_percent: 50 }),
+        expect.objectContaining({ gpu_id: '1', memory_total_bytes: 2 * 1024 * 1024 }),
+      ],
     });
     expect(beats[1].memory_usage).toBeGreaterThan(0);
     await service.onApplicationShutdown();
@@ -92,6 +104,29 @@ describe('WorkerHeartbeatService', () => {
     const second = service.beat();
     await Promise.all([first, second]);
     expect(beats.map((b) => b.status)).toEqual(['busy', 'idle']);
+    await service.onApplicationShutdown();
+  });
+
+  it('says idle, active or busy from the tasks it runs against the slots of its queues', async () => {
+    expect([0, 1, 2, 3, 4].map((n) => workerStatusOf(n, 3))).toEqual([
+      'idle',
+      'active',
+      'active',
+      'busy',
+      'busy',
+    ]);
+    // gpu_medium (1 slot) + cpu_intensive (2 slots): one task leaves room, three fill it.
+    const { service, beats, active } = setup(async () => '', {
+      WORKER_QUEUES: 'gpu_medium,cpu_intensive',
+    });
+    active.push('t1');
+    await service.beat();
+    active.push('t2', 't3');
+    await service.beat();
+    expect(beats.map((b) => [b.status, b.worker_type])).toEqual([
+      ['active', ['gpu_medium', 'cpu_intensive']],
+      ['busy', ['gpu_medium', 'cpu_intensive']],
+    ]);
     await service.onApplicationShutdown();
   });
 });

@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { GpuDeviceMonitor, GpuService } from '@app/gpu';
-import { WorkerStatusRepository } from '@app/tasks';
+import { WorkerStatusRepository, type WorkerBeat } from '@app/workers';
 import { type TaskEvent, TaskEvents } from '../runtime/task-events';
 import { TaskRunner } from '../runtime/task-runner';
 
@@ -18,6 +18,15 @@ import { TaskRunner } from '../runtime/task-runner';
  * most this long after the last event: workers/status is never more than this behind.
  */
 export const EVENT_BEAT_MIN_GAP_MS = 100;
+
+/**
+ * What a worker says of itself (seed 001): `busy` when every slot it has runs a task (a worker of
+ * one slot is busy with its one task), `active` when some do, `idle` when none does.
+ */
+export function workerStatusOf(running: number, slots: number): WorkerBeat['status'] {
+  if (running === 0) return 'idle';
+  return running >= slots ? 'busy' : 'active';
+}
 
 /**
  * Writes this worker's `workers:{id}` record every WORKER_HEARTBEAT_INTERVAL seconds, and soon
@@ -104,16 +113,22 @@ export class WorkerHeartbeatService implements OnApplicationBootstrap, OnApplica
     const inTable = this.runner.activeTaskIds();
     for (const id of this.ended) if (!inTable.includes(id)) this.ended.delete(id);
     const running = inTable.filter((id) => !this.ended.has(id));
+    const { queues, concurrency, id, heartbeatIntervalSeconds } = this.config.worker;
     const snapshot = {
-      worker_id: this.config.worker.id,
-      worker_type: this.config.worker.queues.join(','),
-      status: running.length > 0 ? ('busy' as const) : ('idle' as const),
+      worker_id: id,
+      worker_type: [...queues],
+      status: workerStatusOf(
+        running.length,
+        queues.reduce((slots, q) => slots + concurrency[q], 0),
+      ),
       current_task_id: running[0] ?? null,
       current_task_ids: running,
       memory_usage: process.memoryUsage.rss(),
       tasks_completed: this.runner.tasksCompleted(),
       last_heartbeat: new Date(now).toISOString(),
       backend: this.gpu.backendName,
+      device: this.gpu.usesGpu ? ('gpu' as const) : ('cpu' as const),
+      heartbeat_interval: heartbeatIntervalSeconds,
       started_at: this.startedAt,
     };
     this.chain = this.chain.then(async () => {
@@ -124,9 +139,16 @@ export class WorkerHeartbeatService implements OnApplicationBootstrap, OnApplica
         await this.workers.beat({
           ...snapshot,
           gpu_utilization: GpuDeviceMonitor.meanUtilization(gpus),
+          gpus: gpus.map((g) => ({
+            gpu_id: g.index,
+            name: g.name,
+            memory_used_bytes: g.memoryUsedBytes,
+            memory_total_bytes: g.memoryTotalBytes,
+            utilization_percent: g.utilizationPercent,
+          })),
         });
       } catch (err) {
-        this.logger.warn(`heartbeat failed: ${(err as Error).message}`);
+        this.logger.warn({ msg: 'heartbeat failed', worker_id: id, error: (err as Error).message });
       }
     });
     return this.chain;

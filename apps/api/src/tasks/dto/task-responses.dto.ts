@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import {
   TASK_STATUSES,
   type TaskStatus,
@@ -100,23 +100,4 @@ export class ErrorResponseDto {
     example: ['task_data.width must not be greater than 2048'],
   })
   message!: string | string[];
-}
-
-export class WorkerStatusDto {
-  @ApiProperty() worker_id!: string;
-  @ApiProperty({ example: 'gpu_heavy,gpu_medium' }) worker_type!: string;
-  @ApiProperty({ enum: ['active', 'idle', 'busy'] }) status!: string;
-  @ApiProperty({ type: String, nullable: true }) current_task_id!: string | null;
-  @ApiProperty({ minimum: 0, maximum: 1 }) gpu_utilization!: number;
-  @ApiProperty({ description: 'bytes' }) memory_usage!: number;
-  @ApiProperty() tasks_completed!: number;
-  @ApiProperty({ format: 'date-time' }) last_heartbeat!: string;
-  @ApiPropertyOptional({ example: 'wasm' }) backend?: string;
-}
-
-export class WorkersStatusResponseDto {
-  @ApiProperty({ type: [WorkerStatusDto] }) workers!: WorkerStatusDto[];
-  @ApiProperty() total_workers!: number;
-  @ApiProperty() active_workers!: number;
-  @ApiProperty({ minimum: 0, maximum: 1 }) gpu_utilization!: number;
 }

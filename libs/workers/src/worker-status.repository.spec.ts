@@ -3,8 +3,9 @@ import { redisKey } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
 import { Redis } from 'ioredis';
 import {
+  OFFLINE_AFTER_MISSED_BEATS,
   WORKER_TTL_SECONDS,
-  type WorkerStatusRecord,
+  type WorkerBeat,
   WorkerStatusRepository,
 } from './worker-status.repository';
 
@@ -13,9 +14,9 @@ describe('WorkerStatusRepository (real Redis)', () => {
   let redis: Redis;
   let repo: WorkerStatusRepository;
 
-  const record = (over: Partial<WorkerStatusRecord> = {}): WorkerStatusRecord => ({
+  const record = (over: Partial<WorkerBeat> = {}): WorkerBeat => ({
     worker_id: 'w-1',
-    worker_type: 'gpu_medium,cpu_intensive',
+    worker_type: ['gpu_medium', 'cpu_intensive'],
     status: 'busy',
     current_task_id: 't1',
     current_task_ids: ['t1', 't2'],
@@ -24,6 +25,9 @@ describe('WorkerStatusRepository (real Redis)', () => {
     tasks_completed: 7,
     last_heartbeat: new Date().toISOString(),
     backend: 'wasm',
+    device: 'cpu',
+    gpus: [],
+    heartbeat_interval: 10,
     started_at: '2026-01-01T00:00:00.000Z',
     ...over,
   });
@@ -83,6 +87,56 @@ describe('WorkerStatusRepository (real Redis)', () => {
     expect(chunks.length).toBeLessThanOrEqual(3);
     for (const chunk of chunks) expect(chunk.match(/^\*\d+\r\n/gm)).toHaveLength(1);
     expect((await repo.list())[0].status).toBe('idle');
+  });
+
+  it('reads a worker silent for more than three of its intervals as offline, running nothing', async () => {
+    const now = Date.now();
+    const at = (ms: number) => new Date(ms).toISOString();
+    const interval = 10;
+    const limit = OFFLINE_AFTER_MISSED_BEATS * interval * 1000;
+    await repo.beat(record({ worker_id: 'late', last_heartbeat: at(now - limit + 2000) }));
+    await repo.beat(
+      record({ worker_id: 'gone', last_heartbeat: at(now - limit - 2000), tasks_completed: 9 }),
+    );
+    // Each worker is judged by its own interval: 60 s beats are not late after 32 s.
+    await repo.beat(
+      record({ worker_id: 'slow', heartbeat_interval: 60, last_heartbeat: at(now - limit - 2000) }),
+    );
+    const byId = Object.fromEntries((await repo.list(now)).map((w) => [w.worker_id, w]));
+    expect(byId.late).toMatchObject({ status: 'busy', current_task_id: 't1' });
+    expect(byId.slow).toMatchObject({ status: 'busy' });
+    expect(byId.gone).toMatchObject({
+      status: 'offline',
+      current_task_id: null,
+      current_task_ids: [],
+      tasks_completed: 9,
+      worker_type: ['gpu_medium', 'cpu_intensive'],
+    });
+    // Still listed until the 5-minute record expires.
+    expect(await repo.list(now + (WORKER_TTL_SECONDS - 40) * 1000)).toHaveLength(3);
+    expect(await repo.list(now + WORKER_TTL_SECONDS * 1000)).toEqual([]);
+  });
+
+  it('keeps the GPUs a beat reports, and reads records of older workers', async () => {
+    const gpus = [
+      {
+        gpu_id: '0',
+        name: 'NVIDIA L4',
+        memory_used_bytes: 2 ** 30,
+        memory_total_bytes: 24 * 2 ** 30,
+        utilization_percent: 40,
+      },
+    ];
+    await repo.beat(record({ device: 'gpu', backend: 'tensorflow', gpus }));
+    expect((await repo.list())[0]).toMatchObject({ device: 'gpu', gpus });
+    // Written before worker_type was a list and the interval was kept: read with the config's.
+    await redis.hdel(redisKey(config.redis.prefix, 'workers', 'w-1'), 'heartbeat_interval', 'gpus');
+    await redis.hset(redisKey(config.redis.prefix, 'workers', 'w-1'), 'worker_type', 'gpu_heavy');
+    expect((await repo.list())[0]).toMatchObject({
+      worker_type: ['gpu_heavy'],
+      heartbeat_interval: config.worker.heartbeatIntervalSeconds,
+      gpus: [],
+    });
   });
 
   it('removes a worker', async () => {

@@ -1,0 +1,2 @@
+export * from './worker-status.repository';
+export * from './workers.module';
