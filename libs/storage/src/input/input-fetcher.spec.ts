@@ -384,7 +384,11 @@ describe('InputFetcher with s3:// references', () => {
 
   it.each([
     ['s3://ams-inputs/projects/p2/image/t9/secret.png', 'p1', /outside the task's project/],
-    ['s3://ams-inputs/projects/p1/../p2/image/t9/secret.png', 'p1', /outside the task's project/],
+    [
+      's3://ams-inputs/projects/p1/../p2/image/t9/secret.png',
+      'p1',
+      /not a valid s3:\/\/bucket\/key/,
+    ],
     ['s3://ams-inputs/projects/p1/image/t1/ref.png', undefined, /outside the task's project/],
     ['s3://other-bucket/projects/p1/image/t1/ref.png', 'p1', /only the bucket ams-inputs/],
     ['s3://ams-inputs/projects/p1/image/t1/none.png', 'p1', /no such object/],

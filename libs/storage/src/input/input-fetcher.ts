@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { AppConfig } from '@app/config';
 import { shownUrl, UnsafeUrlError, UrlPolicy } from '@app/net';
 import { untilAborted } from '@app/tasks';
-import { isKeyInProject } from '@app/projects';
+import { isKeyInProject, parseS3Reference } from '@app/projects';
 import { StorageDriver } from '../storage.driver';
 
 /** What kind of body the caller expects; checked against Content-Type (and magic bytes). */
@@ -19,9 +19,6 @@ export interface InputFetchOptions {
   /** The task's project: `s3://` inputs are read only from inside its prefix (required for them). */
   projectId?: string;
 }
-
-/** `s3://bucket/key`, key of safe characters (the submit-time rule in @app/tasks IsInputUrl). */
-const S3_REF = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([A-Za-z0-9_./-]+)$/;
 
 export interface FetchedInput {
   data: Buffer;
@@ -61,7 +58,7 @@ export class InputFetchError extends Error {
 
   /** The URL as errors and logs show it: origin and path, never the query or credentials. */
   static redactUrl(url: string): string {
-    if (url.startsWith('s3://')) return S3_REF.test(url) ? url : '(invalid s3 reference)';
+    if (url.startsWith('s3://')) return parseS3Reference(url) ? url : '(invalid s3 reference)';
     return shownUrl(url);
   }
 }
@@ -164,9 +161,9 @@ export class InputFetcher {
     const shown = InputFetchError.redactUrl(url);
     const fail = (retryable: boolean, detail: string, status?: number, cause?: unknown) =>
       new InputFetchError(field, shown, retryable, detail, status, { cause });
-    const ref = S3_REF.exec(url);
+    const ref = parseS3Reference(url);
     if (!ref) throw fail(false, 'not a valid s3://bucket/key reference');
-    const [, bucket, key] = ref;
+    const { bucket, key } = ref;
     const s3 = this.config.storage.s3;
     if (!s3) throw fail(false, 's3:// references need object storage (STORAGE_DRIVER=r2 or s3)');
     if (bucket !== s3.bucket) throw fail(false, `only the bucket ${s3.bucket} can be read`);

@@ -1,12 +1,7 @@
 import { IsOptional } from 'class-validator';
 import { TaskValidationError } from '../task-errors';
 import { QueueName } from '../queues';
-import {
-  inputUrlProblem,
-  IsInputUrl,
-  parseS3Reference,
-  s3ReferenceProblems,
-} from './input-url.validator';
+import { inputUrlProblem, IsInputUrl, s3ReferenceProblems } from './input-url.validator';
 import type { TaskDefinition } from './task-definition';
 import { validateTaskData } from './task-data.validator';
 
@@ -113,14 +108,5 @@ describe('s3ReferenceProblems', () => {
     expect(s3ReferenceProblems('p1', data(['s3://ams/projects/p1/x.jpg']), null)[0]).toMatch(
       /^task_data\.nested\.refs\[0\]: s3:\/\/ references need object storage/,
     );
-  });
-
-  it('parses references', () => {
-    expect(parseS3Reference('s3://ams/projects/p1/x.jpg')).toEqual({
-      bucket: 'ams',
-      key: 'projects/p1/x.jpg',
-    });
-    expect(parseS3Reference('s3://ams/projects/p1/../x.jpg')).toBeUndefined();
-    expect(parseS3Reference('s3://ams/')).toBeUndefined();
   });
 });
