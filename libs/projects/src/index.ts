@@ -1,3 +1,4 @@
+export * from './media-kind';
 export * from './project-id';
 export * from './project-storage';
 export * from './project.repository';

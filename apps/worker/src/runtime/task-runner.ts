@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { PayloadClient, payloadMediaType } from '@app/payload';
-import { isKeyInProject, mediaOutputKey, type MediaFolder } from '@app/projects';
+import { isKeyInProject, mediaOutputKey, type MediaKind } from '@app/projects';
 import { StorageDriver, type StoredObject } from '@app/storage';
 import {
   TaskDefinitions,
@@ -362,7 +362,7 @@ export class TaskRunner {
 
   private async store(
     task: TaskRecord,
-    kind: MediaFolder,
+    kind: MediaKind,
     output: TaskOutput,
   ): Promise<StoredObject> {
     const { media } = output;
