@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { TestFileServer } from '@app/testing';
 import { GpuService } from '@app/gpu';
-import { InputFetchError } from '@app/storage';
+import { InputFetchError } from '../../inputs/input-fetch.error';
 import type { GenerateImageTaskData } from '@app/tasks';
 import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
 import { startProcessor } from '../../../test/support/processor.harness';

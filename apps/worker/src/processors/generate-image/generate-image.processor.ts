@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { GpuService } from '@app/gpu';
-import { InputFetchError, InputFetcher } from '@app/storage';
 import type { GenerateImageTaskData, ImageFormat } from '@app/tasks';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   TaskProcessorFor,
   type RunningTask,

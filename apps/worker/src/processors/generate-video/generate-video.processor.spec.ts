@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
-import { InputFetchError } from '@app/storage';
+import { InputFetchError } from '../../inputs/input-fetch.error';
 import type { GenerateVideoTaskData } from '@app/tasks';
 import { TestFileServer } from '@app/testing';
 import { extractFrame, probeMedia } from '../../media/video/media.probe';

@@ -3,8 +3,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import { InputFetcher } from '@app/storage';
 import { parseResolution, videoTiming, type GenerateVideoTaskData } from '@app/tasks';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   cameraBox,
   type CameraBox,

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { TestFileServer } from '@app/testing';
 import { GpuService } from '@app/gpu';
-import { InputFetchError } from '@app/storage';
+import { InputFetchError } from '../../inputs/input-fetch.error';
 import type { ProcessAudioTaskData } from '@app/tasks';
 import { rms, resample } from '../../media/audio/audio.dsp';
 import { decodeAudio } from '../../media/audio/ffmpeg.audio';

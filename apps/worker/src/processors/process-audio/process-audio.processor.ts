@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import { GpuService } from '@app/gpu';
-import { InputFetchError, InputFetcher } from '@app/storage';
 import {
   DEFAULT_VOICE_PRESET,
   isVoicePreset,
   type AudioFormat,
   type ProcessAudioTaskData,
 } from '@app/tasks';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import { ambienceBed } from '../../media/audio/ambience.bed';
 import { resample } from '../../media/audio/audio.dsp';
 import { mixDialogue } from '../../media/audio/dialogue.mixer';

@@ -3,8 +3,8 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import { InputFetcher } from '@app/storage';
 import { HEX_COLOUR, parseResolution, videoTiming, type RenderAnimationTaskData } from '@app/tasks';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   animationFramesPerBatch,
   compositeFrame,

@@ -5,9 +5,9 @@ import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { UrlPolicy } from '@app/net';
 import { LoopbackAsPublicPolicy, TestS3Server } from '@app/testing';
-import { LocalStorageDriver } from '../drivers/local.driver';
-import { S3StorageDriver } from '../drivers/s3.driver';
-import { InputFetchError, InputFetcher } from './input-fetcher';
+import { LocalStorageDriver, S3StorageDriver } from '@app/storage';
+import { InputFetchError } from './input-fetch.error';
+import { InputFetcher } from './input-fetcher';
 
 /** A real 1x1 PNG. */
 const PNG_MAGIC = Buffer.from(
