@@ -48,9 +48,7 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
 
   async process(task: RunningTask<GenerateImageTaskData>): Promise<TaskOutput> {
     const data = task.data;
-    const width = data.width ?? 1024;
-    const height = data.height ?? 1024;
-    const format = data.format ?? 'jpeg';
+    const { width, height, format } = data;
     // Size and format stay out of the derived seed: the CPPN is resolution-independent, so the
     // same request at another size draws the same character.
     const seed =

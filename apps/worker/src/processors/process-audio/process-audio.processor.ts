@@ -1,12 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import { GpuService } from '@app/gpu';
-import {
-  DEFAULT_VOICE_PRESET,
-  isVoicePreset,
-  type AudioFormat,
-  type ProcessAudioTaskData,
-} from '@app/tasks';
+import { isVoicePreset, type AudioFormat, type ProcessAudioTaskData } from '@app/tasks';
 import { InputFetchError } from '../../inputs/input-fetch.error';
 import { InputFetcher } from '../../inputs/input-fetcher';
 import { ambienceBed } from '../../media/audio/ambience.bed';
@@ -78,11 +73,9 @@ export class ProcessAudioProcessor implements TaskProcessor<ProcessAudioTaskData
 
   async process(task: RunningTask<ProcessAudioTaskData>): Promise<TaskOutput> {
     const data = task.data;
-    const emotion = data.emotion ?? 'neutral';
-    const pace = data.pace ?? 'normal';
-    const background = data.background_noise ?? 'none';
-    const format = data.format ?? 'mp3';
-    const profile = data.character_voice_profile ?? DEFAULT_VOICE_PRESET;
+    const { emotion, pace, format } = data;
+    const background = data.background_noise;
+    const profile = data.character_voice_profile;
     const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
     const seed =
       createHash('sha256')

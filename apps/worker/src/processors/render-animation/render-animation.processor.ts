@@ -62,7 +62,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     const data = task.data;
     const { width, height } = parseResolution(data.resolution);
     const { fps, frames, duration } = videoTiming(data.duration, data.fps);
-    const background = data.background ?? '#000000';
+    const background = data.background;
     const backgroundColour = HEX_COLOUR.test(background) ? hexToRgb(background) : undefined;
     const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
     task.signal.throwIfAborted();
@@ -93,9 +93,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
         rotation: 0,
         opacity: 1,
       };
-      const tracks = data.layers.map(
-        (l) => new KeyframeTrack(l.keyframes, l.easing ?? 'linear', start),
-      );
+      const tracks = data.layers.map((l) => new KeyframeTrack(l.keyframes, l.easing, start));
       const layers = await loadLayers(images.slice(0, tracks.length), tracks, { width, height });
       const backdrop = backgroundColour
         ? solidFrame(backgroundColour, width, height)
