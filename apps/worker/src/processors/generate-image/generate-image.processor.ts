@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { GpuService } from '@app/gpu';
-import type { GenerateImageTaskData, ImageFormat } from '@app/tasks';
+import { GENERATE_IMAGE_TASK, type GenerateImageTaskData, type ImageFormat } from '@app/tasks';
 import { InputFetchError } from '../../inputs/input-fetch.error';
 import { InputFetcher } from '../../inputs/input-fetcher';
 import {
@@ -37,7 +37,7 @@ const GENERATED = 0.95;
  * and a lighting grade. Renders in row bands and yields between them so the event loop (and the
  * job lock renewal) keeps running during a 2048² image.
  */
-@TaskProcessorFor('generate_image')
+@TaskProcessorFor(GENERATE_IMAGE_TASK)
 export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskData> {
   private readonly logger = new Logger(GenerateImageProcessor.name);
 

@@ -3,7 +3,12 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import { parseResolution, videoTiming, type GenerateVideoTaskData } from '@app/tasks';
+import {
+  GENERATE_VIDEO_TASK,
+  parseResolution,
+  videoTiming,
+  type GenerateVideoTaskData,
+} from '@app/tasks';
 import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   cameraBox,
@@ -50,7 +55,7 @@ const ENCODED = 0.94;
  * frame (bilinear resample at subpixel camera positions, crossfade, light) — and frames stream
  * into ffmpeg in small batches; known audio cues become a synthesized ambience track.
  */
-@TaskProcessorFor('generate_video')
+@TaskProcessorFor(GENERATE_VIDEO_TASK)
 export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskData> {
   private readonly logger = new Logger(GenerateVideoProcessor.name);
 

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import { GpuService } from '@app/gpu';
-import { isVoicePreset, type AudioFormat, type ProcessAudioTaskData } from '@app/tasks';
+import {
+  isVoicePreset,
+  PROCESS_AUDIO_TASK,
+  type AudioFormat,
+  type ProcessAudioTaskData,
+} from '@app/tasks';
 import { InputFetchError } from '../../inputs/input-fetch.error';
 import { InputFetcher } from '../../inputs/input-fetcher';
 import { ambienceBed } from '../../media/audio/ambience.bed';
@@ -57,7 +62,7 @@ interface ResolvedVoice {
  * mixed under it and the loudness normalized on tfjs, then encoded as MP3 or WAV. A reference
  * recording as voice profile is fetched, decoded by ffmpeg, and its median pitch (YIN) is matched.
  */
-@TaskProcessorFor('process_audio')
+@TaskProcessorFor(PROCESS_AUDIO_TASK)
 export class ProcessAudioProcessor implements TaskProcessor<ProcessAudioTaskData>, OnModuleDestroy {
   private readonly logger = new Logger(ProcessAudioProcessor.name);
   private readonly speech = new SpeechSynth();

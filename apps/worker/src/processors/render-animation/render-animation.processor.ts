@@ -3,7 +3,13 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import { HEX_COLOUR, parseResolution, videoTiming, type RenderAnimationTaskData } from '@app/tasks';
+import {
+  HEX_COLOUR,
+  parseResolution,
+  RENDER_ANIMATION_TASK,
+  videoTiming,
+  type RenderAnimationTaskData,
+} from '@app/tasks';
 import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   animationFramesPerBatch,
@@ -52,7 +58,7 @@ interface Layer {
  * with premultiplied alpha by plain typed-array loops over only the pixels it can touch
  * (media/animation/layer.compositor.ts), in batches of frames that stream into ffmpeg.
  */
-@TaskProcessorFor('render_animation')
+@TaskProcessorFor(RENDER_ANIMATION_TASK)
 export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTaskData> {
   private readonly logger = new Logger(RenderAnimationProcessor.name);
 
