@@ -145,7 +145,7 @@ function wanted(part: string): boolean {
 export async function mediaBench(): Promise<BenchPart> {
   const rows: BenchRow[] = [];
   const notes: string[] = [];
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-bench-media-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'movie-task-bench-media-'));
   const files = new TestFileServer();
   files.set('/f1.jpg', { body: await storyboard(0), contentType: 'image/jpeg' });
   files.set('/f2.jpg', { body: await storyboard(1), contentType: 'image/jpeg' });

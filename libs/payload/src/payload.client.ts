@@ -143,7 +143,7 @@ export class PayloadClient {
         media_url: upload.mediaUrl,
       };
       const source = await upload.open();
-      const boundary = `----ams${randomBytes(16).toString('hex')}`;
+      const boundary = `----payload-upload-${randomBytes(16).toString('hex')}`;
       try {
         const doc = await this.request(
           'POST',

@@ -76,7 +76,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     await task.progress(0.01, 'loading_models');
     const base = path.join(
       os.tmpdir(),
-      `ams-video-${task.taskId}-${randomBytes(4).toString('hex')}`,
+      `movie-task-video-${task.taskId}-${randomBytes(4).toString('hex')}`,
     );
     const output = `${base}.mp4`;
     const audioPath = `${base}.f32`;

@@ -77,7 +77,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     await task.progress(0.01, 'fetching_layers');
     const output = path.join(
       os.tmpdir(),
-      `ams-animation-${task.taskId}-${randomBytes(4).toString('hex')}.mp4`,
+      `movie-task-animation-${task.taskId}-${randomBytes(4).toString('hex')}.mp4`,
     );
 
     const render = (async () => {
