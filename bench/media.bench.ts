@@ -328,7 +328,7 @@ async function animationFigures(
             ],
           },
         ],
-      } as never),
+      }),
     ),
   );
   const aniMeta = ani.out.metadata;
