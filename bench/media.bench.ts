@@ -7,6 +7,14 @@ import { Test } from '@nestjs/testing';
 import sharp, { type SharpOptions } from 'sharp';
 import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
+import {
+  GENERATE_IMAGE_TASK,
+  GENERATE_VIDEO_TASK,
+  PROCESS_AUDIO_TASK,
+  RENDER_ANIMATION_TASK,
+  validateTaskData,
+  type TaskDefinition,
+} from '@app/tasks';
 import { TestFileServer } from '@app/testing';
 import { encoderArgs, ffmpegPath } from '../apps/worker/src/media/video/ffmpeg.encoder';
 import { GenerateImageModule } from '../apps/worker/src/processors/generate-image/generate-image.module';
@@ -27,13 +35,14 @@ const DIALOGUE =
   'The rain had not stopped for three days, and the city smelled of wet stone and old secrets. ' +
   'Somewhere out there, a witness was lying, and I meant to find out why.';
 
-function task<T>(data: T): RunningTask<T> {
+/** A running task of `def` whose data is `input` parsed by the contract (defaults filled in). */
+function task<T extends object>(def: TaskDefinition<T>, input: object): RunningTask<T> {
   return {
     taskId: `bench-${Date.now()}`,
     projectId: 'bench',
-    taskType: 'bench',
+    taskType: def.type,
     attempt: 1,
-    data,
+    data: validateTaskData(def, input),
     signal: new AbortController().signal,
     progress: () => Promise.resolve(),
   };
@@ -136,7 +145,7 @@ function wanted(part: string): boolean {
 export async function mediaBench(): Promise<BenchPart> {
   const rows: BenchRow[] = [];
   const notes: string[] = [];
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-bench-media-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'movie-task-bench-media-'));
   const files = new TestFileServer();
   files.set('/f1.jpg', { body: await storyboard(0), contentType: 'image/jpeg' });
   files.set('/f2.jpg', { body: await storyboard(1), contentType: 'image/jpeg' });
@@ -207,7 +216,7 @@ async function imageFigures(moduleRef: Ref, backend: string, rows: BenchRow[]): 
   const image = moduleRef.get(GenerateImageProcessor);
   const img = await timed('default image', () =>
     image.process(
-      task({
+      task(GENERATE_IMAGE_TASK, {
         character_description: 'Detective in 1920s noir style',
         pose: 'standing_confident',
         lighting: 'dramatic_shadow',
@@ -233,7 +242,7 @@ async function videoFigures(
   const vidCpu0 = cpuSeconds();
   const vid = await timed('default video', () =>
     video.process(
-      task({
+      task(GENERATE_VIDEO_TASK, {
         storyboard_images: [`${base}/f1.jpg`, `${base}/f2.jpg`],
         scene_description: 'Detective enters the dark alley',
         camera_angle: 'wide_shot',
@@ -291,7 +300,7 @@ async function animationFigures(
   const aniCpu0 = cpuSeconds();
   const ani = await timed('default animation', () =>
     anim.process(
-      task({
+      task(RENDER_ANIMATION_TASK, {
         background: `${base}/f1.jpg`,
         layers: [
           {
@@ -319,7 +328,7 @@ async function animationFigures(
             ],
           },
         ],
-      } as never),
+      }),
     ),
   );
   const aniMeta = ani.out.metadata;
@@ -358,8 +367,12 @@ async function animationFigures(
 async function dialogueFigures(moduleRef: Ref, backend: string, rows: BenchRow[]): Promise<void> {
   // Dialogue: a warm-up line (engine load), then the timed line, scaled to 10 s of audio.
   const audio = moduleRef.get(ProcessAudioProcessor);
-  await timed('dialogue warm-up', () => audio.process(task({ text: 'Warm up.' } as never)));
-  const dlg = await timed('dialogue', () => audio.process(task({ text: DIALOGUE } as never)));
+  await timed('dialogue warm-up', () =>
+    audio.process(task(PROCESS_AUDIO_TASK, { text: 'Warm up.' })),
+  );
+  const dlg = await timed('dialogue', () =>
+    audio.process(task(PROCESS_AUDIO_TASK, { text: DIALOGUE })),
+  );
   const dur = Number(dlg.out.metadata.duration);
   rows.push({
     part: 'media',

@@ -23,7 +23,7 @@ export const BENCH_NOOP_TASK: TaskDefinition<BenchNoopTaskData> = {
   estimateDuration: () => 0,
 };
 
-@TaskProcessorFor('bench_noop')
+@TaskProcessorFor(BENCH_NOOP_TASK)
 export class BenchNoopProcessor implements TaskProcessor<BenchNoopTaskData> {
   process(): Promise<TaskOutput> {
     return Promise.resolve({

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   const failed: string[] = [];
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-bench-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'movie-task-bench-'));
   try {
     for (const name of names) {
       say(`» ${name} …`);

@@ -26,7 +26,10 @@ import { TasksController } from './tasks/tasks.controller';
 import { TaskViews } from './tasks/task-views';
 import { WorkersController } from './workers/workers.controller';
 
-/** The REST API. It never loads tfjs, sharp or ffmpeg. */
+/**
+ * The REST API. It never loads tfjs, sharp, ffmpeg or worker code (inputs are fetched and probed
+ * by the worker): the import-boundary lint in eslint.config.mjs and media-free.e2e-spec keep it so.
+ */
 @Module({})
 export class ApiModule {
   static register(config: AppConfig): DynamicModule {

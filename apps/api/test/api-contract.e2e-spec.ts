@@ -47,6 +47,7 @@ describe('REST contract (API only, real Redis)', () => {
           '/api/v1/tasks/{task_id}/status',
           '/api/v1/tasks/{task_id}/cancel',
           '/api/v1/tasks/{task_id}/retry',
+          '/api/v1/projects/{project_id}',
           '/api/v1/projects/{project_id}/tasks',
           '/api/v1/workers/status',
           '/api/v1/health',
@@ -255,6 +256,22 @@ describe('REST contract (API only, real Redis)', () => {
       tasks: [],
       pagination: { page: 1, limit: 20, total: 0, total_pages: 0 },
     });
+
+    // The project record, counted by the same scripts that moved the tasks.
+    const project = await service.http.get('/projects/list_a');
+    expect(project.status).toBe(200);
+    expect(project.body).toEqual({
+      project_id: 'list_a',
+      project_name: 'list_a',
+      task_count: 9,
+      active_tasks: 0,
+      pending_tasks: 7,
+      storage_prefix: 'projects/list_a/',
+      created_at: expect.any(String),
+      last_activity: expect.any(String),
+    });
+    expect((await service.http.get('/projects/nobody')).status).toBe(404);
+    expect((await service.http.get('/projects/bad%20id')).status).toBe(400);
   });
 });
 

@@ -32,7 +32,7 @@ describe('npm start (scripts/start.mjs)', () => {
       cwd: root,
       env: {
         ...process.env,
-        START_ENV_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'ams-env-')), '.env'),
+        START_ENV_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'start-script-env-')), '.env'),
         ...env,
       },
     });
@@ -103,7 +103,7 @@ describe('npm start (scripts/start.mjs)', () => {
         await freePort(),
         await freePort(),
       ];
-      const redisDir = mkdtempSync(path.join(os.tmpdir(), 'ams-redis-'));
+      const redisDir = mkdtempSync(path.join(os.tmpdir(), 'start-script-redis-'));
       const { child, output } = start({
         REDIS_URL: `redis://127.0.0.1:${redisPort}`,
         START_REDIS_DIR: redisDir,
@@ -111,7 +111,7 @@ describe('npm start (scripts/start.mjs)', () => {
         API_HOST: '127.0.0.1',
         PUBLIC_BASE_URL: `http://127.0.0.1:${apiPort}`,
         API_KEYS: 'start-test-key',
-        STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'ams-media-')),
+        STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'test-media-')),
         WORKER_HEARTBEAT_INTERVAL: '1',
         // Not the default 8002: other suites and other checkouts may hold it.
         WORKER_HEALTH_PORT: String(workerHealthPort),

@@ -27,7 +27,7 @@ describe('burst: 1,000 tasks, two workers', () => {
   let evidence: string;
 
   beforeAll(async () => {
-    const tmp = mkdtempSync(path.join(os.tmpdir(), 'ams-burst-'));
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'faults-burst-'));
     evidence = path.join(tmp, 'runs.log');
     const env = {
       WORKER_QUEUES: 'cpu_intensive',

@@ -135,7 +135,7 @@ describe('Redis faults: connections killed, Redis restarted', () => {
 
 describe('worker process shutdown without Redis', () => {
   it('SIGTERM while Redis is away: the process still exits within grace + 5 s', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'ams-redis-gone-'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-gone-'));
     const redis = new PrivateRedisServer();
     await redis.start();
     const worker = new WorkerProcess(

@@ -28,10 +28,10 @@ describe('worker faults: SIGKILL and SIGTERM of real worker processes', () => {
   let tmp: string;
 
   beforeAll(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'ams-faults-'));
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'faults-spec-'));
     env = {
       REDIS_PREFIX: `test-${randomBytes(4).toString('hex')}`,
-      STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'ams-media-')),
+      STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'test-media-')),
       PAYLOAD_API_URL: await payload.start(),
       PAYLOAD_API_KEY: PAYLOAD_KEY,
       PAYLOAD_TIMEOUT_MS: '5000',

@@ -18,7 +18,7 @@ const PROJECT = 'detective_series_001';
  * style), media registered in a Payload stand-in that parses multipart like Payload does.
  */
 describe('object storage and Payload registration', () => {
-  const s3 = new TestS3Server('ams-media');
+  const s3 = new TestS3Server('task-media');
   const payload = new TestPayloadServer('media', `users API-Key ${PAYLOAD_KEY}`);
   let service: TestService;
   let client: S3Client;
@@ -255,12 +255,12 @@ describe('object storage and Payload registration', () => {
       ],
       [
         'absolute s3 key',
-        { style_guide: 's3://ams-media//etc/passwd' },
+        { style_guide: 's3://task-media//etc/passwd' },
         /task_data\.style_guide must not use an absolute key/,
       ],
       [
         's3 key with ..',
-        { style_guide: `s3://ams-media/projects/${PROJECT}/../other/x.png` },
+        { style_guide: `s3://task-media/projects/${PROJECT}/../other/x.png` },
         /task_data\.style_guide must not contain path traversal/,
       ],
       [
@@ -270,20 +270,20 @@ describe('object storage and Payload registration', () => {
       ],
       [
         'another project',
-        { reference_images: ['s3://ams-media/projects/other_project/image/t/output.jpg'] },
+        { reference_images: ['s3://task-media/projects/other_project/image/t/output.jpg'] },
         new RegExp(
           `task_data\\.reference_images\\[0\\] must reference a key inside projects/${PROJECT}/`,
         ),
       ],
       [
         'a prefix-sharing project',
-        { style_guide: `s3://ams-media/projects/${PROJECT}x/a.png` },
+        { style_guide: `s3://task-media/projects/${PROJECT}x/a.png` },
         /task_data\.style_guide must reference a key inside/,
       ],
       [
         'another bucket',
         { style_guide: `s3://other-bucket/projects/${PROJECT}/a.png` },
-        /task_data\.style_guide must reference the bucket ams-media/,
+        /task_data\.style_guide must reference the bucket task-media/,
       ],
     ])('%s', async (_name, data, message) => {
       const before = (await service.http.get(`/projects/${PROJECT}/tasks?limit=100`)).body
@@ -300,7 +300,7 @@ describe('object storage and Payload registration', () => {
 });
 
 describe('object storage without Payload', () => {
-  const s3 = new TestS3Server('ams-plain');
+  const s3 = new TestS3Server('plain-media');
   let service: TestService;
 
   beforeAll(async () => {

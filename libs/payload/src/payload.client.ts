@@ -14,22 +14,23 @@ import {
   type IPolicy,
 } from 'cockatiel';
 import { AppConfig } from '@app/config';
+import type { MediaKind } from '@app/projects';
 import { isRetryableStatus, PayloadError } from './payload.errors';
 
 /** Seed 000: the media types the main app's media collection knows. */
 export type PayloadMediaType =
   'video_segment' | 'character_design' | 'dialogue_audio' | 'animation';
 
-const MEDIA_TYPES: Record<'video' | 'image' | 'audio' | 'animation', PayloadMediaType> = {
+const PAYLOAD_MEDIA_TYPES: Record<MediaKind, PayloadMediaType> = {
   video: 'video_segment',
   image: 'character_design',
   audio: 'dialogue_audio',
   animation: 'animation',
 };
 
-/** The Payload media type of a task's output folder (`image` → `character_design`, ...). */
-export function payloadMediaType(kind: keyof typeof MEDIA_TYPES): PayloadMediaType {
-  return MEDIA_TYPES[kind];
+/** The Payload media type of a task's media kind (`image` → `character_design`, ...). */
+export function payloadMediaType(kind: MediaKind): PayloadMediaType {
+  return PAYLOAD_MEDIA_TYPES[kind];
 }
 
 export interface PayloadMediaUpload {
@@ -142,7 +143,7 @@ export class PayloadClient {
         media_url: upload.mediaUrl,
       };
       const source = await upload.open();
-      const boundary = `----ams${randomBytes(16).toString('hex')}`;
+      const boundary = `----payload-upload-${randomBytes(16).toString('hex')}`;
       try {
         const doc = await this.request(
           'POST',

@@ -1,3 +1,4 @@
+import { MEDIA_KINDS } from './media-kind';
 import { isKeyInProject, mediaOutputKey } from './project-storage';
 
 describe('project storage keys', () => {
@@ -7,6 +8,12 @@ describe('project storage keys', () => {
     expect(mediaOutputKey('detective_series_001', 'image', id, 'jpg')).toBe(
       `projects/detective_series_001/image/${id}/output.jpg`,
     );
+  });
+
+  it('names the folder after the media kind', () => {
+    for (const kind of MEDIA_KINDS) {
+      expect(mediaOutputKey('p1', kind, id, 'bin')).toBe(`projects/p1/${kind}/${id}/output.bin`);
+    }
   });
 
   it.each([

@@ -1,6 +1,6 @@
+import type { MediaKind } from './media-kind';
 import { isValidProjectId } from './project-id';
 
-export type MediaFolder = 'video' | 'image' | 'audio' | 'animation';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const EXTENSION = /^[a-z0-9]{1,8}$/;
 
@@ -17,7 +17,7 @@ export function projectStoragePrefix(projectId: string): string {
  */
 export function mediaOutputKey(
   projectId: string,
-  kind: MediaFolder,
+  kind: MediaKind,
   taskId: string,
   extension: string,
 ): string {

@@ -25,7 +25,8 @@ export function activeProjectsKey(prefix: string): string {
 
 /**
  * Project records (seed 001 "Project"). They are created and counted by the task scripts, in the
- * same atomic step as the task change that moves the counters; this class reads them.
+ * same atomic step as the task change that moves the counters; this class reads them (the API's
+ * `GET /projects/{project_id}`).
  */
 @Injectable()
 export class ProjectRepository {

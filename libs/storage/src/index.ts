@@ -1,5 +1,4 @@
 export * from './drivers/local.driver';
 export * from './drivers/s3.driver';
-export * from './input/input-fetcher';
 export * from './storage.driver';
 export * from './storage.module';

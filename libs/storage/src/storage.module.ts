@@ -1,14 +1,11 @@
 import { Module } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { NetModule } from '@app/net';
 import { LocalStorageDriver } from './drivers/local.driver';
 import { S3StorageDriver } from './drivers/s3.driver';
-import { InputFetcher } from './input/input-fetcher';
 import { StorageDriver } from './storage.driver';
 
-/** The configured StorageDriver (STORAGE_DRIVER) and the fetcher of task inputs. */
+/** The configured StorageDriver (STORAGE_DRIVER). */
 @Module({
-  imports: [NetModule],
   providers: [
     LocalStorageDriver,
     {
@@ -24,8 +21,7 @@ import { StorageDriver } from './storage.driver';
         }
       },
     },
-    InputFetcher,
   ],
-  exports: [StorageDriver, LocalStorageDriver, InputFetcher],
+  exports: [StorageDriver, LocalStorageDriver],
 })
 export class StorageModule {}

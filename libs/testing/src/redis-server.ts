@@ -12,7 +12,7 @@ import { freePort, waitFor } from './test-config';
  */
 export class PrivateRedisServer {
   private child?: ChildProcess;
-  private readonly dir = mkdtempSync(path.join(os.tmpdir(), 'ams-redis-'));
+  private readonly dir = mkdtempSync(path.join(os.tmpdir(), 'test-redis-'));
   port = 0;
 
   constructor(private readonly opts: { persistent?: boolean } = {}) {}

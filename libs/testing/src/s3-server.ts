@@ -34,10 +34,10 @@ export class TestS3Server {
   private server?: S3rver;
   private dir = '';
 
-  constructor(readonly bucket = 'ams-test') {}
+  constructor(readonly bucket = 'test-media') {}
 
   async start(): Promise<string> {
-    this.dir = await mkdtemp(path.join(os.tmpdir(), 'ams-s3rver-'));
+    this.dir = await mkdtemp(path.join(os.tmpdir(), 's3rver-data-'));
     this.server = new S3rver({
       address: '127.0.0.1',
       port: 0,

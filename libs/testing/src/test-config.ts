@@ -32,7 +32,7 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
     REDIS_PREFIX: `test-${randomBytes(4).toString('hex')}`,
     API_KEYS: TEST_API_KEY,
     API_HOST: '127.0.0.1',
-    STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'ams-media-')),
+    STORAGE_LOCAL_DIR: mkdtempSync(path.join(os.tmpdir(), 'test-media-')),
     RETRY_DELAY_SCALE: '0.001',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     WORKER_HEARTBEAT_INTERVAL: '1',

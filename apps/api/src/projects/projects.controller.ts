@@ -1,4 +1,4 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Controller, Get, NotFoundException, Param, Query } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiNotFoundResponse,
@@ -8,6 +8,7 @@ import {
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
+import { ProjectRepository } from '@app/projects';
 import { TaskRepository, type ProjectScope } from '@app/tasks';
 import { Scope } from '../auth/principal.decorator';
 import { assertProjectInScope } from '../auth/project-scope';
@@ -15,6 +16,7 @@ import { ListTasksQuery } from '../tasks/dto/list-tasks.query';
 import { ErrorResponseDto, TaskListResponseDto } from '../tasks/dto/task-responses.dto';
 import { TaskViews } from '../tasks/task-views';
 import { ProjectIdPipe } from './project-id.pipe';
+import { ProjectResponseDto } from './project-response.dto';
 
 @ApiTags('projects')
 @ApiSecurity('api-key')
@@ -23,8 +25,28 @@ import { ProjectIdPipe } from './project-id.pipe';
 export class ProjectsController {
   constructor(
     private readonly tasks: TaskRepository,
+    private readonly projects: ProjectRepository,
     private readonly views: TaskViews,
   ) {}
+
+  @Get(':project_id')
+  @ApiOperation({ summary: 'A project: its task counters, storage prefix and last activity' })
+  @ApiOkResponse({ type: ProjectResponseDto })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'The project id is invalid' })
+  @ApiNotFoundResponse({
+    type: ErrorResponseDto,
+    description:
+      'No task was ever submitted to the project, or the API key is limited to other projects',
+  })
+  async get(
+    @Scope() scope: ProjectScope,
+    @Param('project_id', ProjectIdPipe) projectId: string,
+  ): Promise<ProjectResponseDto> {
+    assertProjectInScope(scope, projectId);
+    const project = await this.projects.get(projectId);
+    if (!project) throw new NotFoundException(`Project ${projectId} not found`);
+    return project;
+  }
 
   @Get(':project_id/tasks')
   @ApiOperation({ summary: "A project's tasks, newest first, filtered and paginated" })

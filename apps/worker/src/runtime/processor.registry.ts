@@ -2,7 +2,7 @@ import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { AppConfig } from '@app/config';
 import { TaskDefinitions, type TaskDefinition } from '@app/tasks';
-import { getProcessorTaskType, type TaskProcessor } from './task-processor';
+import { getProcessorContract, type TaskProcessor } from './task-processor';
 
 /**
  * Finds the processors (classes marked @TaskProcessorFor) that DI built and checks at boot that
@@ -21,7 +21,7 @@ export class ProcessorRegistry implements OnModuleInit {
 
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders()) {
-      const type = wrapper.metatype ? getProcessorTaskType(wrapper.metatype) : undefined;
+      const type = wrapper.metatype ? getProcessorContract(wrapper.metatype)?.type : undefined;
       if (!type || !wrapper.instance) continue;
       if (!this.definitions.get(type)) {
         throw new Error(
@@ -36,7 +36,8 @@ export class ProcessorRegistry implements OnModuleInit {
       throw new Error(
         `No processor for task type(s) ${missing.map((d) => `'${d.type}'`).join(', ')}: ` +
           'add a module under apps/worker/src/processors/<type>/ with a class marked ' +
-          '@TaskProcessorFor(<type>) and list it in PROCESSOR_MODULES (apps/worker/src/processors/index.ts)',
+          '@TaskProcessorFor(<its contract, e.g. GENERATE_IMAGE_TASK>) and list it in PROCESSOR_MODULES ' +
+          '(apps/worker/src/processors/index.ts)',
       );
     }
     this.logger.log(

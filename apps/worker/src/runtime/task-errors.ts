@@ -1,5 +1,5 @@
 import { PayloadError } from '@app/payload';
-import { InputFetchError } from '@app/storage';
+import { InputFetchError } from '../inputs/input-fetch.error';
 import { TaskValidationError } from '@app/tasks';
 import { UnrecoverableError } from 'bullmq';
 

@@ -1,12 +1,13 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type Type } from '@nestjs/common';
 import 'reflect-metadata';
+import type { TaskDefinition } from '@app/tasks';
 
 /** What a processor sees of the task it runs. It never writes task status itself. */
 export interface RunningTask<TData> {
   readonly taskId: string;
   readonly projectId: string;
   readonly taskType: string;
-  /** `task_data`, already validated against the task type's contract. */
+  /** `task_data` as the task type's contract parsed it: validated, defaults filled in. */
   readonly data: TData;
   /** 1 for the first run, 2 for the first automatic retry, ... */
   readonly attempt: number;
@@ -44,16 +45,23 @@ export interface TaskProcessor<TData = unknown> {
   process(task: RunningTask<TData>): Promise<TaskOutput>;
 }
 
-const TASK_PROCESSOR_TYPE = Symbol('task-processor:type');
+const TASK_PROCESSOR_CONTRACT = Symbol('task-processor:contract');
 
-/** Marks a class as the processor of one task type; the registry finds it through DI. */
-export function TaskProcessorFor(taskType: string): ClassDecorator {
+/**
+ * Marks a class as the processor of one task type, given by its contract; the registry finds it
+ * through DI. The class must process that contract's data: `@TaskProcessorFor(GENERATE_IMAGE_TASK)`
+ * on a `TaskProcessor<ProcessAudioTaskData>` does not compile.
+ */
+export function TaskProcessorFor<TData extends object>(
+  contract: TaskDefinition<TData>,
+): <C extends Type<TaskProcessor<TData>>>(target: C) => void {
   return (target) => {
-    Reflect.defineMetadata(TASK_PROCESSOR_TYPE, taskType, target);
+    Reflect.defineMetadata(TASK_PROCESSOR_CONTRACT, contract, target);
     Injectable()(target);
   };
 }
 
-export function getProcessorTaskType(target: object): string | undefined {
-  return Reflect.getMetadata(TASK_PROCESSOR_TYPE, target) as string | undefined;
+/** The contract a class was marked with by @TaskProcessorFor, if any. */
+export function getProcessorContract(target: object): TaskDefinition | undefined {
+  return Reflect.getMetadata(TASK_PROCESSOR_CONTRACT, target) as TaskDefinition | undefined;
 }

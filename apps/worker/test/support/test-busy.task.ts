@@ -32,7 +32,7 @@ export const TEST_BUSY_TASK: TaskDefinition<TestBusyTaskData> = {
   estimateDuration: (d) => Math.ceil(d.duration_ms / 1000),
 };
 
-@TaskProcessorFor('test_busy')
+@TaskProcessorFor(TEST_BUSY_TASK)
 export class TestBusyProcessor implements TaskProcessor<TestBusyTaskData> {
   async process(task: RunningTask<TestBusyTaskData>): Promise<TaskOutput> {
     testSleepLog.onRun?.(task.taskId, 'start');

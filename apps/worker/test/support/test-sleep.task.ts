@@ -115,10 +115,10 @@ class SleepBase implements TaskProcessor<TestSleepTaskData> {
   }
 }
 
-@TaskProcessorFor('test_sleep')
+@TaskProcessorFor(TEST_SLEEP_TASK)
 export class TestSleepProcessor extends SleepBase {}
 
-@TaskProcessorFor('test_timeout')
+@TaskProcessorFor(TEST_TIMEOUT_TASK)
 export class TestTimeoutProcessor extends SleepBase {}
 
 @Module({ providers: [TestSleepProcessor, TestTimeoutProcessor] })

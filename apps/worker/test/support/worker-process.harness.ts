@@ -31,8 +31,8 @@ export class WorkerProcess {
         env: {
           ...process.env,
           TS_NODE_PROJECT: path.join(ROOT, 'tsconfig.json'),
-          AMS_TEST_ENV: JSON.stringify(env),
-          AMS_TEST_EVIDENCE: evidenceFile,
+          WORKER_PROCESS_ENV: JSON.stringify(env),
+          WORKER_PROCESS_EVIDENCE: evidenceFile,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -1,8 +1,8 @@
 /**
  * A real worker process for fault tests: the WorkerModule with the test task types, its signal
- * handling the same as apps/worker/src/main.ts. Config comes as JSON in AMS_TEST_ENV (given to
+ * handling the same as apps/worker/src/main.ts. Config comes as JSON in WORKER_PROCESS_ENV (given to
  * testConfig, like the in-process harness); every run of a test_sleep or test_busy processor is
- * appended to AMS_TEST_EVIDENCE as `<start|finish> <task id> <pid>` so the test can count runs.
+ * appended to WORKER_PROCESS_EVIDENCE as `<start|finish> <task id> <pid>` so the test can count runs.
  */
 import 'reflect-metadata';
 import { appendFileSync } from 'node:fs';
@@ -21,8 +21,10 @@ import {
 } from './test-sleep.task';
 
 async function main(): Promise<void> {
-  const config = testConfig(JSON.parse(process.env.AMS_TEST_ENV ?? '{}') as Record<string, string>);
-  const evidence = process.env.AMS_TEST_EVIDENCE;
+  const config = testConfig(
+    JSON.parse(process.env.WORKER_PROCESS_ENV ?? '{}') as Record<string, string>,
+  );
+  const evidence = process.env.WORKER_PROCESS_EVIDENCE;
   if (evidence) {
     testSleepLog.onRun = (taskId, event) =>
       appendFileSync(evidence, `${event} ${taskId} ${process.pid}\n`);

@@ -7,7 +7,7 @@ import { AppConfig } from '@app/config';
 import { TestS3Server } from '@app/testing';
 import { S3StorageDriver } from './s3.driver';
 
-const BUCKET = 'ams-test';
+const BUCKET = 'driver-spec-media';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -29,7 +29,7 @@ describe('S3StorageDriver (against s3rver)', () => {
 
   beforeAll(async () => {
     Logger.overrideLogger(false);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'ams-s3-spec-'));
+    dir = await mkdtemp(path.join(os.tmpdir(), 's3-driver-spec-'));
     await s3.start();
     driver = new S3StorageDriver(config());
   });

@@ -1,12 +1,7 @@
 import { IsOptional } from 'class-validator';
 import { TaskValidationError } from '../task-errors';
 import { QueueName } from '../queues';
-import {
-  inputUrlProblem,
-  IsInputUrl,
-  parseS3Reference,
-  s3ReferenceProblems,
-} from './input-url.validator';
+import { inputUrlProblem, IsInputUrl, s3ReferenceProblems } from './input-url.validator';
 import type { TaskDefinition } from './task-definition';
 import { validateTaskData } from './task-data.validator';
 
@@ -45,7 +40,7 @@ describe('IsInputUrl', () => {
     'http://127.0.0.1:9000/x.png?sig=1',
     // Presigned URLs carry encoded slashes in the query: allowed.
     'https://bucket.r2.dev/projects/p/x.jpg?X-Amz-Credential=AKID%2F20260101%2Fauto%2Fs3%2Faws4_request',
-    's3://ams-media/projects/p1/image/t/output.jpg',
+    's3://media/projects/p1/image/t/output.jpg',
     'https://example.com/file.name.with.dots.jpg',
   ])('accepts %s', (url) => {
     expect(inputUrlProblem(url)).toBeUndefined();
@@ -65,12 +60,12 @@ describe('IsInputUrl', () => {
     ['file:///etc/passwd', /http\(s\) URL or an s3/],
     ['/etc/passwd', /http\(s\) URL or an s3/],
     ['ftp://example.com/x.jpg', /http\(s\) URL or an s3/],
-    ['s3://ams-media/projects/p1/../p2/x.jpg', /path traversal/],
-    ['s3://ams-media/projects/p1/%2e%2e/x.jpg', /encoded dots/],
-    ['s3://ams-media//etc/passwd', /absolute key/],
-    ['s3://ams-media/projects/p1/a b.jpg', /s3:\/\/bucket\/key/],
-    ['s3:/ams-media/x', /s3:\/\/bucket\/key/],
-    ['S3://ams-media/x', /s3:\/\/bucket\/key/],
+    ['s3://media/projects/p1/../p2/x.jpg', /path traversal/],
+    ['s3://media/projects/p1/%2e%2e/x.jpg', /encoded dots/],
+    ['s3://media//etc/passwd', /absolute key/],
+    ['s3://media/projects/p1/a b.jpg', /s3:\/\/bucket\/key/],
+    ['s3:/media/x', /s3:\/\/bucket\/key/],
+    ['S3://media/x', /s3:\/\/bucket\/key/],
   ])('refuses %s naming the field', (url, why) => {
     expect(inputUrlProblem(url)).toMatch(why);
     const [message] = messages({ style_guide: url });
@@ -98,29 +93,22 @@ describe('s3ReferenceProblems', () => {
 
   it('accepts references into the project prefix of the configured bucket', () => {
     expect(
-      s3ReferenceProblems('p1', data(['s3://ams/projects/p1/image/t/output.jpg']), 'ams'),
+      s3ReferenceProblems('p1', data(['s3://media/projects/p1/image/t/output.jpg']), 'media'),
     ).toEqual([]);
   });
 
   it('refuses another project, another bucket, or no object storage, naming the field', () => {
-    expect(s3ReferenceProblems('p1', data(['s3://ams/projects/p2/x.jpg']), 'ams')).toEqual([
+    expect(s3ReferenceProblems('p1', data(['s3://media/projects/p2/x.jpg']), 'media')).toEqual([
       'task_data.nested.refs[0] must reference a key inside projects/p1/',
     ]);
-    expect(s3ReferenceProblems('p1', data(['s3://ams/projects/p10/x.jpg']), 'ams')).toHaveLength(1);
-    expect(s3ReferenceProblems('p1', data(['s3://other/projects/p1/x.jpg']), 'ams')).toEqual([
-      'task_data.nested.refs[0] must reference the bucket ams',
+    expect(
+      s3ReferenceProblems('p1', data(['s3://media/projects/p10/x.jpg']), 'media'),
+    ).toHaveLength(1);
+    expect(s3ReferenceProblems('p1', data(['s3://other/projects/p1/x.jpg']), 'media')).toEqual([
+      'task_data.nested.refs[0] must reference the bucket media',
     ]);
-    expect(s3ReferenceProblems('p1', data(['s3://ams/projects/p1/x.jpg']), null)[0]).toMatch(
+    expect(s3ReferenceProblems('p1', data(['s3://media/projects/p1/x.jpg']), null)[0]).toMatch(
       /^task_data\.nested\.refs\[0\]: s3:\/\/ references need object storage/,
     );
-  });
-
-  it('parses references', () => {
-    expect(parseS3Reference('s3://ams/projects/p1/x.jpg')).toEqual({
-      bucket: 'ams',
-      key: 'projects/p1/x.jpg',
-    });
-    expect(parseS3Reference('s3://ams/projects/p1/../x.jpg')).toBeUndefined();
-    expect(parseS3Reference('s3://ams/')).toBeUndefined();
   });
 });

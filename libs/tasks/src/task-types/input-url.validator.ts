@@ -1,27 +1,9 @@
 import { applyDecorators } from '@nestjs/common';
 import { isURL, MaxLength, ValidateBy, type ValidationArguments } from 'class-validator';
-import { isKeyInProject } from '@app/projects';
+import { isKeyInProject, parseS3Reference } from '@app/projects';
 
-/** `s3://bucket/key`: bucket per S3 naming rules, key of safe characters only. */
-const S3_REF = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/;
-const S3_KEY_PART = /^[A-Za-z0-9_.-]+$/;
 /** Scheme, authority and path of an http(s) URL as written (before any normalisation). */
 const HTTP_PARTS = /^https?:\/\/[^/?#]*([^?#]*)/i;
-
-export interface S3Reference {
-  bucket: string;
-  key: string;
-}
-
-/** Splits `s3://bucket/key`; undefined when it is not a well-formed reference. */
-export function parseS3Reference(value: string): S3Reference | undefined {
-  const m = S3_REF.exec(value);
-  if (!m) return undefined;
-  const [, bucket, key] = m;
-  const parts = key.split('/');
-  if (parts.some((p) => !S3_KEY_PART.test(p) || p === '.' || p === '..')) return undefined;
-  return { bucket, key };
-}
 
 /**
  * Why `value` is not an acceptable input URL, or undefined when it is. Checked on the string as

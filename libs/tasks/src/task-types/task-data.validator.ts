@@ -4,8 +4,10 @@ import { TaskValidationError } from '../task-errors';
 import type { TaskDefinition } from './task-definition';
 
 /**
- * Validates `task_data` against its contract. Unknown fields are refused (a typo must not be
- * silently ignored); messages name the full path, e.g. `task_data.reference_images.0 must be a URL`.
+ * Parses `task_data` with its contract: validates it and returns it with the contract's defaults
+ * filled in, the one value the submit (estimate, record), the processor and the Payload document
+ * use. Unknown fields are refused (a typo must not be silently ignored); messages name the full
+ * path, e.g. `task_data.reference_images.0 must be a URL`.
  */
 export function validateTaskData<T extends object>(def: TaskDefinition<T>, data: unknown): T {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
@@ -18,7 +20,29 @@ export function validateTaskData<T extends object>(def: TaskDefinition<T>, data:
     forbidUnknownValues: true,
   });
   if (errors.length > 0) throw new TaskValidationError(flatten(errors, 'task_data'));
+  fillDefaults(instance);
   return instance;
+}
+
+/**
+ * A contract's defaults are its property initializers. class-transformer builds every object of
+ * `task_data` (nested ones through `@Type`) with `new`, so a field left out already holds its
+ * default; this fills the fields sent as null (`@IsOptional` lets null through), at any depth.
+ */
+function fillDefaults(value: unknown): void {
+  if (Array.isArray(value)) {
+    for (const item of value) fillDefaults(item);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  const fields = value as Record<string, unknown>;
+  const ctor = value.constructor as (new () => object) | undefined;
+  if (typeof ctor === 'function' && ctor !== Object) {
+    for (const [key, initial] of Object.entries(new ctor())) {
+      if (initial !== undefined && fields[key] == null) fields[key] = initial;
+    }
+  }
+  for (const field of Object.values(fields)) fillDefaults(field);
 }
 
 export function flatten(errors: ValidationError[], path: string): string[] {

@@ -1,8 +1,6 @@
 import type { Type } from '@nestjs/common';
+import type { MediaKind } from '@app/projects';
 import type { QueueName } from '../queues';
-
-/** The kind of media a task type produces; it names the storage folder of its output. */
-export type MediaKind = 'video' | 'image' | 'audio' | 'animation';
 
 /**
  * A task type's contract: everything the API and the worker must agree on, and nothing that
@@ -13,6 +11,7 @@ export interface TaskDefinition<TData extends object = object> {
   readonly type: string;
   readonly description: string;
   readonly queue: QueueName;
+  /** The kind of media it produces: the storage folder of its output, its Payload media type. */
   readonly mediaKind: MediaKind;
   /** class-validator DTO of `task_data`; also its Swagger schema. */
   readonly dataClass: Type<TData>;

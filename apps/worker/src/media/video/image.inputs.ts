@@ -1,5 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
-import { InputFetchError, type InputFetcher } from '@app/storage';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import type { InputFetcher } from '../../inputs/input-fetcher';
 
 /** At most this many downloads at once. */
 const FETCH_CONCURRENCY = 4;

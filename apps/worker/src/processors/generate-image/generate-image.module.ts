@@ -1,10 +1,10 @@
 import { Module } from '@nestjs/common';
 import { GpuModule } from '@app/gpu';
-import { StorageModule } from '@app/storage';
+import { InputsModule } from '../../inputs/inputs.module';
 import { GenerateImageProcessor } from './generate-image.processor';
 
 @Module({
-  imports: [GpuModule, StorageModule],
+  imports: [GpuModule, InputsModule],
   providers: [GenerateImageProcessor],
   exports: [GenerateImageProcessor],
 })

@@ -2,8 +2,8 @@ import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { TestFileServer } from '@app/testing';
 import { GpuService } from '@app/gpu';
-import { InputFetchError } from '@app/storage';
-import type { GenerateImageTaskData } from '@app/tasks';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import { GENERATE_IMAGE_TASK, validateTaskData, type GenerateImageTaskData } from '@app/tasks';
 import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
 import { startProcessor } from '../../../test/support/processor.harness';
 import { GenerateImageModule } from './generate-image.module';
@@ -18,17 +18,21 @@ interface Run {
   progress: [number, string][];
 }
 
-function runningTask(
-  data: Partial<GenerateImageTaskData>,
-  signal = new AbortController().signal,
-): Run {
+/** A running task whose data is `input` (over the spec's defaults) parsed by the contract. */
+function runningTask(input: Record<string, unknown>, signal = new AbortController().signal): Run {
   const progress: [number, string][] = [];
   const task: RunningTask<GenerateImageTaskData> = {
     taskId: 'task-1',
     projectId: 'project-1',
     taskType: 'generate_image',
     attempt: 1,
-    data: { character_description: DETECTIVE, width: W, height: H, seed: 42, ...data },
+    data: validateTaskData(GENERATE_IMAGE_TASK, {
+      character_description: DETECTIVE,
+      width: W,
+      height: H,
+      seed: 42,
+      ...input,
+    }),
     signal,
     progress: async (fraction, step) => {
       progress.push([fraction, step]);
@@ -129,7 +133,10 @@ describe('GenerateImageProcessor', () => {
 
   it('defaults to a 1024x1024 jpeg', async () => {
     const { task } = runningTask({});
-    const data = { character_description: DETECTIVE, seed: 1 };
+    const data = validateTaskData(GENERATE_IMAGE_TASK, {
+      character_description: DETECTIVE,
+      seed: 1,
+    });
     const output = await processor.process({ ...task, data });
     const meta = await sharp(media(output)).metadata();
     expect(meta).toMatchObject({ width: 1024, height: 1024, format: 'jpeg' });

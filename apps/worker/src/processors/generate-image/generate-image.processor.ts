@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { GpuService } from '@app/gpu';
-import { InputFetchError, InputFetcher } from '@app/storage';
-import type { GenerateImageTaskData, ImageFormat } from '@app/tasks';
+import { GENERATE_IMAGE_TASK, type GenerateImageTaskData, type ImageFormat } from '@app/tasks';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   TaskProcessorFor,
   type RunningTask,
@@ -36,7 +37,7 @@ const GENERATED = 0.95;
  * and a lighting grade. Renders in row bands and yields between them so the event loop (and the
  * job lock renewal) keeps running during a 2048² image.
  */
-@TaskProcessorFor('generate_image')
+@TaskProcessorFor(GENERATE_IMAGE_TASK)
 export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskData> {
   private readonly logger = new Logger(GenerateImageProcessor.name);
 
@@ -47,9 +48,7 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
 
   async process(task: RunningTask<GenerateImageTaskData>): Promise<TaskOutput> {
     const data = task.data;
-    const width = data.width ?? 1024;
-    const height = data.height ?? 1024;
-    const format = data.format ?? 'jpeg';
+    const { width, height, format } = data;
     // Size and format stay out of the derived seed: the CPPN is resolution-independent, so the
     // same request at another size draws the same character.
     const seed =

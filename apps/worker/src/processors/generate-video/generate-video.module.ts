@@ -1,9 +1,9 @@
 import { Module } from '@nestjs/common';
-import { StorageModule } from '@app/storage';
+import { InputsModule } from '../../inputs/inputs.module';
 import { GenerateVideoProcessor } from './generate-video.processor';
 
 @Module({
-  imports: [StorageModule],
+  imports: [InputsModule],
   providers: [GenerateVideoProcessor],
   exports: [GenerateVideoProcessor],
 })

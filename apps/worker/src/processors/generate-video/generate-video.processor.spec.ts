@@ -3,8 +3,8 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
-import { InputFetchError } from '@app/storage';
-import type { GenerateVideoTaskData } from '@app/tasks';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import { GENERATE_VIDEO_TASK, validateTaskData, type GenerateVideoTaskData } from '@app/tasks';
 import { TestFileServer } from '@app/testing';
 import { extractFrame, probeMedia } from '../../media/video/media.probe';
 import type { RunningTask } from '../../runtime/task-processor';
@@ -14,8 +14,9 @@ import { GenerateVideoProcessor } from './generate-video.processor';
 
 let counter = 0;
 
+/** A running task whose data is `input` (over the spec's defaults) parsed by the contract. */
 function runningTask(
-  data: Partial<GenerateVideoTaskData>,
+  input: Record<string, unknown>,
   signal = new AbortController().signal,
 ): { task: RunningTask<GenerateVideoTaskData>; progress: [number, string][] } {
   const progress: [number, string][] = [];
@@ -25,14 +26,13 @@ function runningTask(
     projectId: 'project-1',
     taskType: 'generate_video',
     attempt: 1,
-    data: {
-      storyboard_images: [],
+    data: validateTaskData(GENERATE_VIDEO_TASK, {
       scene_description: 'Detective enters the dark alley',
       resolution: '160x90',
       duration: 1,
       fps: 12,
-      ...data,
-    },
+      ...input,
+    }),
     signal,
     progress: async (fraction, step) => {
       signal.throwIfAborted();
@@ -111,7 +111,7 @@ describe('GenerateVideoProcessor', () => {
     Logger.overrideLogger(new Logger());
   });
 
-  const run = async (data: Partial<GenerateVideoTaskData>) => {
+  const run = async (data: Record<string, unknown>) => {
     const { task, progress } = runningTask(data);
     const output = await processor.process(task);
     outputs.push(file(output));

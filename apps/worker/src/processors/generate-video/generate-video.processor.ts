@@ -3,8 +3,13 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import { InputFetcher } from '@app/storage';
-import { parseResolution, videoTiming, type GenerateVideoTaskData } from '@app/tasks';
+import {
+  GENERATE_VIDEO_TASK,
+  parseResolution,
+  videoTiming,
+  type GenerateVideoTaskData,
+} from '@app/tasks';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   cameraBox,
   type CameraBox,
@@ -50,7 +55,7 @@ const ENCODED = 0.94;
  * frame (bilinear resample at subpixel camera positions, crossfade, light) — and frames stream
  * into ffmpeg in small batches; known audio cues become a synthesized ambience track.
  */
-@TaskProcessorFor('generate_video')
+@TaskProcessorFor(GENERATE_VIDEO_TASK)
 export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskData> {
   private readonly logger = new Logger(GenerateVideoProcessor.name);
 
@@ -71,7 +76,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     await task.progress(0.01, 'loading_models');
     const base = path.join(
       os.tmpdir(),
-      `ams-video-${task.taskId}-${randomBytes(4).toString('hex')}`,
+      `movie-task-video-${task.taskId}-${randomBytes(4).toString('hex')}`,
     );
     const output = `${base}.mp4`;
     const audioPath = `${base}.f32`;
@@ -234,9 +239,9 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         model: VIDEO_MODEL,
         scene_description: data.scene_description,
         storyboard_frames: data.storyboard_images.length,
-        camera_angle: data.camera_angle ?? null,
+        camera_angle: data.camera_angle,
         camera_preset: camera,
-        lighting: data.lighting ?? null,
+        lighting: data.lighting,
         lighting_preset: grade.preset,
         character_positions: data.character_positions ?? [],
         audio_cues: data.audio_cues ?? [],

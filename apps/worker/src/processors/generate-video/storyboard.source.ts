@@ -1,4 +1,4 @@
-import type { InputFetcher } from '@app/storage';
+import type { InputFetcher } from '../../inputs/input-fetcher';
 import { decodeCover, fetchImages, type ImageInput } from '../../media/video/image.inputs';
 
 export interface StoryboardFetch {

@@ -1,10 +1,10 @@
 import { Module } from '@nestjs/common';
 import { GpuModule } from '@app/gpu';
-import { StorageModule } from '@app/storage';
+import { InputsModule } from '../../inputs/inputs.module';
 import { ProcessAudioProcessor } from './process-audio.processor';
 
 @Module({
-  imports: [GpuModule, StorageModule],
+  imports: [GpuModule, InputsModule],
   providers: [ProcessAudioProcessor],
   exports: [ProcessAudioProcessor],
 })

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { TestFileServer } from '@app/testing';
 import { GpuService } from '@app/gpu';
-import { InputFetchError } from '@app/storage';
-import type { ProcessAudioTaskData } from '@app/tasks';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import { PROCESS_AUDIO_TASK, validateTaskData, type ProcessAudioTaskData } from '@app/tasks';
 import { rms, resample } from '../../media/audio/audio.dsp';
 import { decodeAudio } from '../../media/audio/ffmpeg.audio';
 import { estimatePitch } from '../../media/audio/pitch.estimator';
@@ -15,14 +15,15 @@ import { ProcessAudioProcessor } from './process-audio.processor';
 
 const LINE = 'The detective walked into the dimly lit room. Nobody had been here for years.';
 
-function runningTask(data: Partial<ProcessAudioTaskData>, signal = new AbortController().signal) {
+/** A running task whose data is `input` (over the spec's text) parsed by the contract. */
+function runningTask(input: Record<string, unknown>, signal = new AbortController().signal) {
   const progress: [number, string][] = [];
   const task: RunningTask<ProcessAudioTaskData> = {
     taskId: 'task-1',
     projectId: 'project-1',
     taskType: 'process_audio',
     attempt: 1,
-    data: { text: LINE, ...data },
+    data: validateTaskData(PROCESS_AUDIO_TASK, { text: LINE, ...input }),
     signal,
     progress: async (fraction, step) => {
       progress.push([fraction, step]);

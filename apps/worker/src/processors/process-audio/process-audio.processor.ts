@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import { GpuService } from '@app/gpu';
-import { InputFetchError, InputFetcher } from '@app/storage';
 import {
-  DEFAULT_VOICE_PRESET,
   isVoicePreset,
+  PROCESS_AUDIO_TASK,
   type AudioFormat,
   type ProcessAudioTaskData,
 } from '@app/tasks';
+import { InputFetchError } from '../../inputs/input-fetch.error';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import { ambienceBed } from '../../media/audio/ambience.bed';
 import { resample } from '../../media/audio/audio.dsp';
 import { mixDialogue } from '../../media/audio/dialogue.mixer';
@@ -61,7 +62,7 @@ interface ResolvedVoice {
  * mixed under it and the loudness normalized on tfjs, then encoded as MP3 or WAV. A reference
  * recording as voice profile is fetched, decoded by ffmpeg, and its median pitch (YIN) is matched.
  */
-@TaskProcessorFor('process_audio')
+@TaskProcessorFor(PROCESS_AUDIO_TASK)
 export class ProcessAudioProcessor implements TaskProcessor<ProcessAudioTaskData>, OnModuleDestroy {
   private readonly logger = new Logger(ProcessAudioProcessor.name);
   private readonly speech = new SpeechSynth();
@@ -77,11 +78,9 @@ export class ProcessAudioProcessor implements TaskProcessor<ProcessAudioTaskData
 
   async process(task: RunningTask<ProcessAudioTaskData>): Promise<TaskOutput> {
     const data = task.data;
-    const emotion = data.emotion ?? 'neutral';
-    const pace = data.pace ?? 'normal';
-    const background = data.background_noise ?? 'none';
-    const format = data.format ?? 'mp3';
-    const profile = data.character_voice_profile ?? DEFAULT_VOICE_PRESET;
+    const { emotion, pace, format } = data;
+    const background = data.background_noise;
+    const profile = data.character_voice_profile;
     const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
     const seed =
       createHash('sha256')

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
-import type { RenderAnimationTaskData } from '@app/tasks';
+import { RENDER_ANIMATION_TASK, validateTaskData, type RenderAnimationTaskData } from '@app/tasks';
 import { TestFileServer } from '@app/testing';
 import { extractFrame, probeMedia } from '../../media/video/media.probe';
 import type { RunningTask } from '../../runtime/task-processor';
@@ -14,8 +14,9 @@ import { RenderAnimationProcessor } from './render-animation.processor';
 const SIZE = { width: 160, height: 90 };
 let counter = 0;
 
+/** A running task whose data is `input` (over the spec's defaults) parsed by the contract. */
 function runningTask(
-  data: Partial<RenderAnimationTaskData>,
+  input: Record<string, unknown>,
   signal = new AbortController().signal,
 ): { task: RunningTask<RenderAnimationTaskData>; progress: [number, string][] } {
   const progress: [number, string][] = [];
@@ -27,7 +28,12 @@ function runningTask(
       projectId: 'project-1',
       taskType: 'render_animation',
       attempt: 1,
-      data: { layers: [], resolution: '160x90', duration: 1, fps: 12, ...data },
+      data: validateTaskData(RENDER_ANIMATION_TASK, {
+        resolution: '160x90',
+        duration: 1,
+        fps: 12,
+        ...input,
+      }),
       signal,
       progress: async (fraction, step) => {
         signal.throwIfAborted();
@@ -99,7 +105,7 @@ describe('RenderAnimationProcessor', () => {
     Logger.overrideLogger(new Logger());
   });
 
-  const run = async (data: Partial<RenderAnimationTaskData>) => {
+  const run = async (data: Record<string, unknown>) => {
     const { task, progress } = runningTask(data);
     const output = await processor.process(task);
     outputs.push(file(output));

@@ -3,8 +3,14 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
-import { InputFetcher } from '@app/storage';
-import { HEX_COLOUR, parseResolution, videoTiming, type RenderAnimationTaskData } from '@app/tasks';
+import {
+  HEX_COLOUR,
+  parseResolution,
+  RENDER_ANIMATION_TASK,
+  videoTiming,
+  type RenderAnimationTaskData,
+} from '@app/tasks';
+import { InputFetcher } from '../../inputs/input-fetcher';
 import {
   animationFramesPerBatch,
   compositeFrame,
@@ -52,7 +58,7 @@ interface Layer {
  * with premultiplied alpha by plain typed-array loops over only the pixels it can touch
  * (media/animation/layer.compositor.ts), in batches of frames that stream into ffmpeg.
  */
-@TaskProcessorFor('render_animation')
+@TaskProcessorFor(RENDER_ANIMATION_TASK)
 export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTaskData> {
   private readonly logger = new Logger(RenderAnimationProcessor.name);
 
@@ -62,7 +68,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     const data = task.data;
     const { width, height } = parseResolution(data.resolution);
     const { fps, frames, duration } = videoTiming(data.duration, data.fps);
-    const background = data.background ?? '#000000';
+    const background = data.background;
     const backgroundColour = HEX_COLOUR.test(background) ? hexToRgb(background) : undefined;
     const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
     task.signal.throwIfAborted();
@@ -71,7 +77,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     await task.progress(0.01, 'fetching_layers');
     const output = path.join(
       os.tmpdir(),
-      `ams-animation-${task.taskId}-${randomBytes(4).toString('hex')}.mp4`,
+      `movie-task-animation-${task.taskId}-${randomBytes(4).toString('hex')}.mp4`,
     );
 
     const render = (async () => {
@@ -93,9 +99,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
         rotation: 0,
         opacity: 1,
       };
-      const tracks = data.layers.map(
-        (l) => new KeyframeTrack(l.keyframes, l.easing ?? 'linear', start),
-      );
+      const tracks = data.layers.map((l) => new KeyframeTrack(l.keyframes, l.easing, start));
       const layers = await loadLayers(images.slice(0, tracks.length), tracks, { width, height });
       const backdrop = backgroundColour
         ? solidFrame(backgroundColour, width, height)

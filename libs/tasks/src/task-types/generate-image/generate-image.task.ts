@@ -42,6 +42,13 @@ export const IMAGE_POSE_PRESETS = [
   'action',
 ] as const;
 
+/** What generate_image does when `task_data` leaves a field out (or sends null). */
+export const GENERATE_IMAGE_DEFAULTS = { width: 1024, height: 1024, format: 'jpeg' } as const;
+
+/**
+ * `task_data` of generate_image. A property's initializer is its default (validateTaskData fills
+ * it in when the input leaves it out or sends null); Swagger's `default` names the same constant.
+ */
 export class GenerateImageTaskData {
   @ApiProperty({
     description: 'What the character looks like; the image is conditioned on it.',
@@ -92,19 +99,19 @@ export class GenerateImageTaskData {
   @MaxLength(100)
   lighting?: string;
 
-  @ApiPropertyOptional({ minimum: 64, maximum: 2048, default: 1024 })
+  @ApiPropertyOptional({ minimum: 64, maximum: 2048, default: GENERATE_IMAGE_DEFAULTS.width })
   @IsOptional()
   @IsInt()
   @Min(64)
   @Max(2048)
-  width?: number;
+  width: number = GENERATE_IMAGE_DEFAULTS.width;
 
-  @ApiPropertyOptional({ minimum: 64, maximum: 2048, default: 1024 })
+  @ApiPropertyOptional({ minimum: 64, maximum: 2048, default: GENERATE_IMAGE_DEFAULTS.height })
   @IsOptional()
   @IsInt()
   @Min(64)
   @Max(2048)
-  height?: number;
+  height: number = GENERATE_IMAGE_DEFAULTS.height;
 
   @ApiPropertyOptional({
     description: 'Same inputs and seed give the same image. Derived from the inputs when absent.',
@@ -117,10 +124,10 @@ export class GenerateImageTaskData {
   @Max(2 ** 31 - 1)
   seed?: number;
 
-  @ApiPropertyOptional({ enum: IMAGE_FORMATS, default: 'jpeg' })
+  @ApiPropertyOptional({ enum: IMAGE_FORMATS, default: GENERATE_IMAGE_DEFAULTS.format })
   @IsOptional()
   @IsIn(IMAGE_FORMATS)
-  format?: ImageFormat;
+  format: ImageFormat = GENERATE_IMAGE_DEFAULTS.format;
 }
 
 export const GENERATE_IMAGE_TASK: TaskDefinition<GenerateImageTaskData> = {
@@ -131,7 +138,7 @@ export const GENERATE_IMAGE_TASK: TaskDefinition<GenerateImageTaskData> = {
   dataClass: GenerateImageTaskData,
   estimateDuration(data) {
     // Cost grows with the pixel count; remote inputs add fetch time.
-    const megapixels = ((data.width ?? 1024) * (data.height ?? 1024)) / 1_048_576;
+    const megapixels = (data.width * data.height) / 1_048_576;
     const fetches = (data.style_guide ? 1 : 0) + (data.reference_images?.length ?? 0);
     return Math.max(5, Math.round(20 * megapixels + 2 * fetches));
   },

@@ -37,6 +37,16 @@ export const VIDEO_LIGHTING_PRESETS = [
 ] as const;
 export type VideoLightingPreset = (typeof VIDEO_LIGHTING_PRESETS)[number];
 
+/** What generate_video does when `task_data` leaves a field out (or sends null). */
+export const GENERATE_VIDEO_DEFAULTS = {
+  camera_angle: 'wide_shot',
+  lighting: 'natural',
+} as const satisfies { camera_angle: CameraPreset; lighting: VideoLightingPreset };
+
+/**
+ * `task_data` of generate_video. A property's initializer is its default (validateTaskData fills
+ * it in when the input leaves it out or sends null); Swagger's `default` names the same constant.
+ */
 export class GenerateVideoTaskData extends VideoOutputOptions {
   @ApiProperty({
     description:
@@ -65,24 +75,24 @@ export class GenerateVideoTaskData extends VideoOutputOptions {
   @ApiPropertyOptional({
     description: `Camera move; known presets: ${CAMERA_PRESETS.join(', ')}.`,
     example: 'wide_shot',
-    default: 'wide_shot',
+    default: GENERATE_VIDEO_DEFAULTS.camera_angle,
     maxLength: 100,
   })
   @IsOptional()
   @IsString()
   @MaxLength(100)
-  camera_angle?: string;
+  camera_angle: string = GENERATE_VIDEO_DEFAULTS.camera_angle;
 
   @ApiPropertyOptional({
     description: `Light grade; known presets: ${VIDEO_LIGHTING_PRESETS.join(', ')}.`,
     example: 'noir_dramatic',
-    default: 'natural',
+    default: GENERATE_VIDEO_DEFAULTS.lighting,
     maxLength: 100,
   })
   @IsOptional()
   @IsString()
   @MaxLength(100)
-  lighting?: string;
+  lighting: string = GENERATE_VIDEO_DEFAULTS.lighting;
 
   @ApiPropertyOptional({
     description:

@@ -39,8 +39,7 @@ export function resolutionProblem(value: unknown): string | undefined {
 }
 
 /** `1920x1080` → {width, height}; throws on a value the contract would refuse. */
-export function parseResolution(value: string | undefined): VideoSize {
-  const resolution = value ?? VIDEO_OUTPUT.defaultResolution;
+export function parseResolution(resolution: string): VideoSize {
   const problem = resolutionProblem(resolution);
   if (problem) throw new RangeError(`resolution ${problem}`);
   const [width, height] = resolution.split('x').map(Number);
@@ -55,10 +54,9 @@ export interface VideoTiming {
   duration: number;
 }
 
-export function videoTiming(duration: number | undefined, fps: number | undefined): VideoTiming {
-  const rate = fps ?? VIDEO_OUTPUT.defaultFps;
-  const frames = Math.max(1, Math.round((duration ?? VIDEO_OUTPUT.defaultDuration) * rate));
-  return { fps: rate, frames, duration: frames / rate };
+export function videoTiming(duration: number, fps: number): VideoTiming {
+  const frames = Math.max(1, Math.round(duration * fps));
+  return { fps, frames, duration: frames / fps };
 }
 
 function IsVideoResolution(): PropertyDecorator {
@@ -72,7 +70,11 @@ function IsVideoResolution(): PropertyDecorator {
   });
 }
 
-/** `duration`, `fps` and `resolution` of an MP4 output; task data classes extend it. */
+/**
+ * `duration`, `fps` and `resolution` of an MP4 output; task data classes extend it. As in every
+ * contract, a property's initializer is its default (validateTaskData fills it in when the input
+ * leaves it out or sends null) and the Swagger `default` names the same constant.
+ */
 export class VideoOutputOptions {
   @ApiPropertyOptional({
     description: 'Length in seconds; rounded to whole frames.',
@@ -84,7 +86,7 @@ export class VideoOutputOptions {
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(VIDEO_OUTPUT.minDuration)
   @Max(VIDEO_OUTPUT.maxDuration)
-  duration?: number;
+  duration: number = VIDEO_OUTPUT.defaultDuration;
 
   @ApiPropertyOptional({
     description: 'Frames per second.',
@@ -97,7 +99,7 @@ export class VideoOutputOptions {
   @IsInt()
   @Min(VIDEO_OUTPUT.minFps)
   @Max(VIDEO_OUTPUT.maxFps)
-  fps?: number;
+  fps: number = VIDEO_OUTPUT.defaultFps;
 
   @ApiPropertyOptional({
     description:
@@ -107,5 +109,5 @@ export class VideoOutputOptions {
   })
   @IsOptional()
   @IsVideoResolution()
-  resolution?: string;
+  resolution: string = VIDEO_OUTPUT.defaultResolution;
 }

@@ -48,7 +48,20 @@ export type BackgroundNoise = (typeof BACKGROUND_NOISES)[number];
 export const AUDIO_FORMATS = ['mp3', 'wav'] as const;
 export type AudioFormat = (typeof AUDIO_FORMATS)[number];
 
-export const DEFAULT_VOICE_PRESET: VoicePreset = 'narrator_male';
+/** What process_audio does when `task_data` leaves a field out (or sends null). */
+export const PROCESS_AUDIO_DEFAULTS = {
+  character_voice_profile: 'narrator_male',
+  emotion: 'neutral',
+  pace: 'normal',
+  background_noise: 'none',
+  format: 'mp3',
+} as const satisfies {
+  character_voice_profile: VoicePreset;
+  emotion: AudioEmotion;
+  pace: AudioPace;
+  background_noise: BackgroundNoise;
+  format: AudioFormat;
+};
 
 export function isVoicePreset(value: string): value is VoicePreset {
   return (VOICE_PRESETS as readonly string[]).includes(value);
@@ -78,6 +91,10 @@ function IsVoiceProfile(): PropertyDecorator {
   });
 }
 
+/**
+ * `task_data` of process_audio. A property's initializer is its default (validateTaskData fills
+ * it in when the input leaves it out or sends null); Swagger's `default` names the same constant.
+ */
 export class ProcessAudioTaskData {
   @ApiProperty({
     description: 'What is said.',
@@ -94,36 +111,36 @@ export class ProcessAudioTaskData {
       `A voice preset (${VOICE_PRESETS.join(', ')}), or the http(s) URL of a WAV/MP3 reference ` +
       'recording whose pitch the voice is matched to.',
     example: 'detective_male',
-    default: DEFAULT_VOICE_PRESET,
+    default: PROCESS_AUDIO_DEFAULTS.character_voice_profile,
     maxLength: 2048,
   })
   @IsOptional()
   @IsVoiceProfile()
-  character_voice_profile?: string;
+  character_voice_profile: string = PROCESS_AUDIO_DEFAULTS.character_voice_profile;
 
-  @ApiPropertyOptional({ enum: AUDIO_EMOTIONS, default: 'neutral' })
+  @ApiPropertyOptional({ enum: AUDIO_EMOTIONS, default: PROCESS_AUDIO_DEFAULTS.emotion })
   @IsOptional()
   @IsIn(AUDIO_EMOTIONS)
-  emotion?: AudioEmotion;
+  emotion: AudioEmotion = PROCESS_AUDIO_DEFAULTS.emotion;
 
-  @ApiPropertyOptional({ enum: AUDIO_PACES, default: 'normal' })
+  @ApiPropertyOptional({ enum: AUDIO_PACES, default: PROCESS_AUDIO_DEFAULTS.pace })
   @IsOptional()
   @IsIn(AUDIO_PACES)
-  pace?: AudioPace;
+  pace: AudioPace = PROCESS_AUDIO_DEFAULTS.pace;
 
   @ApiPropertyOptional({
     enum: BACKGROUND_NOISES,
-    default: 'none',
+    default: PROCESS_AUDIO_DEFAULTS.background_noise,
     description: 'Ambience synthesized and mixed under the voice.',
   })
   @IsOptional()
   @IsIn(BACKGROUND_NOISES)
-  background_noise?: BackgroundNoise;
+  background_noise: BackgroundNoise = PROCESS_AUDIO_DEFAULTS.background_noise;
 
-  @ApiPropertyOptional({ enum: AUDIO_FORMATS, default: 'mp3' })
+  @ApiPropertyOptional({ enum: AUDIO_FORMATS, default: PROCESS_AUDIO_DEFAULTS.format })
   @IsOptional()
   @IsIn(AUDIO_FORMATS)
-  format?: AudioFormat;
+  format: AudioFormat = PROCESS_AUDIO_DEFAULTS.format;
 }
 
 export const PROCESS_AUDIO_TASK: TaskDefinition<ProcessAudioTaskData> = {
@@ -135,8 +152,7 @@ export const PROCESS_AUDIO_TASK: TaskDefinition<ProcessAudioTaskData> = {
   estimateDuration(data) {
     // Synthesis runs at ~300 characters per second here; a reference recording adds a fetch and
     // a decode.
-    const reference =
-      data.character_voice_profile && !isVoicePreset(data.character_voice_profile) ? 3 : 0;
+    const reference = isVoicePreset(data.character_voice_profile) ? 0 : 3;
     return Math.max(2, Math.round(2 + data.text.length / 300 + reference));
   },
 };

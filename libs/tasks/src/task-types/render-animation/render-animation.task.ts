@@ -31,6 +31,12 @@ export const HEX_COLOUR = /^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/;
 
 const FINITE = { allowNaN: false, allowInfinity: false } as const;
 
+/** What render_animation does when `task_data` leaves a field out (or sends null). */
+export const RENDER_ANIMATION_DEFAULTS = {
+  background: '#000000',
+  easing: 'linear',
+} as const satisfies { background: string; easing: Easing };
+
 /**
  * A layer's state at one moment. Properties left out keep the value of the previous keyframe
  * (the first keyframe starts from the canvas centre, scale 1, rotation 0, opacity 1).
@@ -107,14 +113,19 @@ export class AnimationLayer {
 
   @ApiPropertyOptional({
     enum: EASINGS,
-    default: 'linear',
+    default: RENDER_ANIMATION_DEFAULTS.easing,
     description: 'Curve between keyframes.',
   })
   @IsOptional()
   @IsIn(EASINGS)
-  easing?: Easing;
+  easing: Easing = RENDER_ANIMATION_DEFAULTS.easing;
 }
 
+/**
+ * `task_data` of render_animation. A property's initializer is its default (validateTaskData
+ * fills it in when the input leaves it out or sends null); Swagger's `default` names the same
+ * constant.
+ */
 export class RenderAnimationTaskData extends VideoOutputOptions {
   @ApiProperty({
     description: 'Layers, bottom first; each is placed by its keyframes.',
@@ -132,7 +143,7 @@ export class RenderAnimationTaskData extends VideoOutputOptions {
   @ApiPropertyOptional({
     description: 'A colour (#rrggbb or #rgb) or an image URL, fitted to cover the frame.',
     example: '#112233',
-    default: '#000000',
+    default: RENDER_ANIMATION_DEFAULTS.background,
   })
   @IsOptional()
   @IsString()
@@ -140,7 +151,7 @@ export class RenderAnimationTaskData extends VideoOutputOptions {
   @ValidateIf((o: RenderAnimationTaskData) => !HEX_COLOUR.test(String(o.background)))
   @Matches(/^[^#]/, { message: 'background must be a colour like #112233 or an image URL' })
   @IsInputUrl()
-  background?: string;
+  background: string = RENDER_ANIMATION_DEFAULTS.background;
 }
 
 export const RENDER_ANIMATION_TASK: TaskDefinition<RenderAnimationTaskData> = {
@@ -155,8 +166,7 @@ export const RENDER_ANIMATION_TASK: TaskDefinition<RenderAnimationTaskData> = {
     const { width, height } = parseResolution(data.resolution);
     const { frames } = videoTiming(data.duration, data.fps);
     const megaFrames = (frames * width * height) / (1920 * 1080);
-    const fetches =
-      data.layers.length + (data.background && !HEX_COLOUR.test(data.background) ? 1 : 0);
+    const fetches = data.layers.length + (HEX_COLOUR.test(data.background) ? 0 : 1);
     return Math.max(
       3,
       Math.round(2 + 0.3 * fetches + megaFrames * (0.03 + 0.025 * data.layers.length)),

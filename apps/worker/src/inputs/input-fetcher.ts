@@ -2,10 +2,11 @@ import type { Readable } from 'node:stream';
 import { Injectable, Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { AppConfig } from '@app/config';
-import { shownUrl, UnsafeUrlError, UrlPolicy } from '@app/net';
+import { UnsafeUrlError, UrlPolicy } from '@app/net';
+import { isKeyInProject, parseS3Reference } from '@app/projects';
+import { StorageDriver } from '@app/storage';
 import { untilAborted } from '@app/tasks';
-import { isKeyInProject } from '@app/projects';
-import { StorageDriver } from '../storage.driver';
+import { InputFetchError } from './input-fetch.error';
 
 /** What kind of body the caller expects; checked against Content-Type (and magic bytes). */
 export type InputAccept = 'image' | 'audio' | 'any';
@@ -20,50 +21,9 @@ export interface InputFetchOptions {
   projectId?: string;
 }
 
-/** `s3://bucket/key`, key of safe characters (the submit-time rule in @app/tasks IsInputUrl). */
-const S3_REF = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([A-Za-z0-9_./-]+)$/;
-
 export interface FetchedInput {
   data: Buffer;
   contentType: string;
-}
-
-/**
- * A remote input could not be fetched. `retryable` tells the runner whether another attempt may
- * succeed (network errors, timeouts, 5xx, 408, 429) or not (4xx, too big, wrong type, bad URL).
- * `url` is origin + path only: query strings often carry signatures or tokens.
- */
-export class InputFetchError extends Error {
-  override readonly name = 'InputFetchError';
-
-  constructor(
-    readonly field: string,
-    readonly url: string,
-    readonly retryable: boolean,
-    detail: string,
-    readonly status?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(`${field}: could not fetch ${url}: ${detail}`, options);
-  }
-
-  /** An input that was fetched but does not decode as an image (not retryable). */
-  static undecodableImage(field: string, url: string, err: unknown): InputFetchError {
-    return new InputFetchError(
-      field,
-      InputFetchError.redactUrl(url),
-      false,
-      `not a decodable image (${err instanceof Error ? err.message : String(err)})`,
-      undefined,
-      { cause: err },
-    );
-  }
-
-  /** The URL as errors and logs show it: origin and path, never the query or credentials. */
-  static redactUrl(url: string): string {
-    if (url.startsWith('s3://')) return S3_REF.test(url) ? url : '(invalid s3 reference)';
-    return shownUrl(url);
-  }
 }
 
 const ACCEPT_HEADER: Record<InputAccept, string> = {
@@ -164,9 +124,9 @@ export class InputFetcher {
     const shown = InputFetchError.redactUrl(url);
     const fail = (retryable: boolean, detail: string, status?: number, cause?: unknown) =>
       new InputFetchError(field, shown, retryable, detail, status, { cause });
-    const ref = S3_REF.exec(url);
+    const ref = parseS3Reference(url);
     if (!ref) throw fail(false, 'not a valid s3://bucket/key reference');
-    const [, bucket, key] = ref;
+    const { bucket, key } = ref;
     const s3 = this.config.storage.s3;
     if (!s3) throw fail(false, 's3:// references need object storage (STORAGE_DRIVER=r2 or s3)');
     if (bucket !== s3.bucket) throw fail(false, `only the bucket ${s3.bucket} can be read`);

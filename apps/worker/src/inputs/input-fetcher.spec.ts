@@ -5,9 +5,9 @@ import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { UrlPolicy } from '@app/net';
 import { LoopbackAsPublicPolicy, TestS3Server } from '@app/testing';
-import { LocalStorageDriver } from '../drivers/local.driver';
-import { S3StorageDriver } from '../drivers/s3.driver';
-import { InputFetchError, InputFetcher } from './input-fetcher';
+import { LocalStorageDriver, S3StorageDriver } from '@app/storage';
+import { InputFetchError } from './input-fetch.error';
+import { InputFetcher } from './input-fetcher';
 
 /** A real 1x1 PNG. */
 const PNG_MAGIC = Buffer.from(
@@ -326,7 +326,7 @@ describe('InputFetcher with private addresses refused', () => {
 });
 
 describe('InputFetcher with s3:// references', () => {
-  const s3 = new TestS3Server('ams-inputs');
+  const s3 = new TestS3Server('task-inputs');
   let fetcher: InputFetcher;
   let driver: S3StorageDriver;
 
@@ -368,13 +368,13 @@ describe('InputFetcher with s3:// references', () => {
   const field = 'task_data.style_guide';
 
   it('reads an object of the task project from the configured bucket', async () => {
-    const got = await fetcher.fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', {
+    const got = await fetcher.fetch('s3://task-inputs/projects/p1/image/t1/ref.png', {
       field,
       accept: 'image',
       projectId: 'p1',
     });
     expect(got).toEqual({ data: PNG_MAGIC, contentType: 'image/png' });
-    const sniffed = await fetcher.fetch('s3://ams-inputs/projects/p1/image/t1/blob', {
+    const sniffed = await fetcher.fetch('s3://task-inputs/projects/p1/image/t1/blob', {
       field,
       accept: 'image',
       projectId: 'p1',
@@ -383,12 +383,16 @@ describe('InputFetcher with s3:// references', () => {
   });
 
   it.each([
-    ['s3://ams-inputs/projects/p2/image/t9/secret.png', 'p1', /outside the task's project/],
-    ['s3://ams-inputs/projects/p1/../p2/image/t9/secret.png', 'p1', /outside the task's project/],
-    ['s3://ams-inputs/projects/p1/image/t1/ref.png', undefined, /outside the task's project/],
-    ['s3://other-bucket/projects/p1/image/t1/ref.png', 'p1', /only the bucket ams-inputs/],
-    ['s3://ams-inputs/projects/p1/image/t1/none.png', 'p1', /no such object/],
-    ['s3://ams-inputs/projects/p1/image/t1/big.png', 'p1', /exceeds the 4096-byte limit/],
+    ['s3://task-inputs/projects/p2/image/t9/secret.png', 'p1', /outside the task's project/],
+    [
+      's3://task-inputs/projects/p1/../p2/image/t9/secret.png',
+      'p1',
+      /not a valid s3:\/\/bucket\/key/,
+    ],
+    ['s3://task-inputs/projects/p1/image/t1/ref.png', undefined, /outside the task's project/],
+    ['s3://other-bucket/projects/p1/image/t1/ref.png', 'p1', /only the bucket task-inputs/],
+    ['s3://task-inputs/projects/p1/image/t1/none.png', 'p1', /no such object/],
+    ['s3://task-inputs/projects/p1/image/t1/big.png', 'p1', /exceeds the 4096-byte limit/],
   ])('refuses %s (project %s) without retry', async (url, projectId, why) => {
     const err = await fetcher.fetch(url, { field, accept: 'image', projectId }).then(
       () => undefined,
@@ -404,7 +408,7 @@ describe('InputFetcher with s3:// references', () => {
     const config = AppConfig.fromEnv({ API_KEYS: 'test-key' });
     const local = new InputFetcher(config, new LocalStorageDriver(config), new UrlPolicy(config));
     await expect(
-      local.fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' }),
+      local.fetch('s3://task-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' }),
     ).rejects.toThrow(/need object storage/);
   });
 
@@ -417,7 +421,7 @@ describe('InputFetcher with s3:// references', () => {
     Object.assign(config, { fetch: { timeoutMs: 5000, maxBytes: 4096 } });
     const down = new S3StorageDriver(config);
     const err = await new InputFetcher(config, down, new UrlPolicy(config))
-      .fetch('s3://ams-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' })
+      .fetch('s3://task-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' })
       .then(
         () => undefined,
         (e: unknown) => e as InputFetchError,
