@@ -177,6 +177,9 @@ describe('REST contract (API only, real Redis)', () => {
       current_step: 'waiting_in_queue',
       result: null,
       error: null,
+      error_class: null,
+      next_retry_at: null,
+      attempts: 0,
       started_at: null,
       completed_at: null,
       webhook: null, // no callback_url

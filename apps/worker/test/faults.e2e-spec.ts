@@ -232,6 +232,8 @@ describe('worker faults: SIGKILL and SIGTERM of real worker processes', () => {
       prefix: `${service.config.redis.prefix}:bull`,
       autorun: false,
       stalledInterval: 250,
+      // Like the workers' own backstop (far above the record's budget): the record decides.
+      maxStalledCount: 1000,
     });
     watcher.on('stalled', (jobId) => stalled.push(jobId));
     await watcher.waitUntilReady();
@@ -263,21 +265,28 @@ describe('worker faults: SIGKILL and SIGTERM of real worker processes', () => {
       }
     });
 
-    it('(control) one chunk longer than the lock is seen as stalled', async () => {
+    it('(control) one chunk longer than the lock is seen as stalled: the run stops each time and the task fails, named', async () => {
       const evidence = path.join(tmp, 'busy-control.log');
       const watcher = await stallWatcher();
       try {
-        // One slot: the requeued job is fetched only after the blocked run has ended.
-        const worker = startWorker({ ...lock, WORKER_CONCURRENCY_CPU_INTENSIVE: '1' }, evidence);
+        // One slot: the requeued job is fetched only after the blocked run has ended. With
+        // MAX_RETRY_ATTEMPTS 1 a run may lose its own lock 2 × (1 + 1) = 4 times.
+        const worker = startWorker(
+          { ...lock, WORKER_CONCURRENCY_CPU_INTENSIVE: '1', MAX_RETRY_ATTEMPTS: '1' },
+          evidence,
+        );
         await worker.ready();
         const id = await submit({ duration_ms: 3000, chunk_ms: 3000 }, 'test_busy');
         await waitFor(async () => (watcher.stalled.includes(id) ? true : undefined), {
           timeoutMs: 15_000,
           what: `job ${id} seen stalled`,
         });
-        // The run still owned the record when its chunk ended; the requeued job finds it done.
-        await until(id, 'completed', 30_000);
-        expect(readEvidence(evidence).filter((e) => e.event === 'start')).toHaveLength(1);
+        // Each run lost its lock during its chunk: it stopped and handed the task back (no
+        // attempt charged), until the lock-loss budget was spent and the task failed, saying why.
+        const failed = await until(id, 'failed', 90_000);
+        expect(failed.error).toMatch(/lost its job lock 5 times/);
+        expect(await record(id)).toMatchObject({ attempts: 1, lock_losses: 4 });
+        expect(readEvidence(evidence).filter((e) => e.event === 'start')).toHaveLength(5);
         // The worker names the task that held its event loop.
         const warning = await waitFor(
           async () =>

@@ -8,13 +8,29 @@ describe('AppConfig.fromEnv', () => {
     expect(c.api).toMatchObject({ host: '0.0.0.0', port: 8001, keys: ['k1'] });
     expect(c.redis.url).toBe('redis://127.0.0.1:6379');
     expect(c.tasks).toEqual({
-      maxRetryAttempts: 3,
+      maxRetryAttempts: 5,
+      retryLimits: { network: 3, gpu_memory: 2, rate_limit: 5, default: 1 },
+      reconcile: { intervalMs: 15_000, graceMs: 60_000, batch: 500 },
+      unknownTypeTimeoutSeconds: 900,
       retryDelayScale: 1,
       timeoutSeconds: 3600,
       queueMaxSize: 1000,
     });
     expect(c.worker.queues).toEqual(['gpu_heavy', 'gpu_medium', 'cpu_intensive']);
     expect(c.gpu.backend).toBe('auto');
+  });
+
+  it('takes RETRY_LIMITS over the seed values and refuses a malformed one', () => {
+    const base = { API_KEYS: 'k1' };
+    expect(
+      AppConfig.fromEnv({ ...base, RETRY_LIMITS: 'network:1, default:0' }).tasks.retryLimits,
+    ).toEqual({
+      network: 1,
+      gpu_memory: 2,
+      rate_limit: 5,
+      default: 0,
+    });
+    expect(() => AppConfig.fromEnv({ ...base, RETRY_LIMITS: 'network=1' })).toThrow(/RETRY_LIMITS/);
   });
 
   it('parses lists and numbers, and merges the seed API_KEY', () => {

@@ -32,6 +32,9 @@ export class TaskViews {
       current_step: task.current_step,
       result: await taskResultView(task.result, this.storage),
       error: task.error,
+      error_class: task.error_class,
+      next_retry_at: task.status === 'queued' ? task.next_retry_at : null,
+      attempts: task.attempts,
       started_at: task.started_at,
       completed_at: task.completed_at,
       webhook: task.webhook && {

@@ -61,6 +61,24 @@ export class TaskStatusResponseDto {
   @ApiProperty({ example: 'generating_image' }) current_step!: string;
   @ApiProperty({ type: TaskResultDto, nullable: true }) result!: TaskResultDto | null;
   @ApiProperty({ type: String, nullable: true }) error!: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'network',
+    description:
+      'Class of the last failed attempt (network, gpu_memory, rate_limit, default, validation, ' +
+      'filesystem, timeout); each class has its own retry budget (RETRY_LIMITS)',
+  })
+  error_class!: string | null;
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'When the automatic retry that is waiting now is due',
+  })
+  next_retry_at!: string | null;
+  @ApiProperty({ example: 1, description: 'Runs of this submission so far (automatic retries count)' })
+  attempts!: number;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) started_at!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) completed_at!: string | null;
   @ApiProperty({
