@@ -77,7 +77,10 @@ export class TaskStatusResponseDto {
     description: 'When the automatic retry that is waiting now is due',
   })
   next_retry_at!: string | null;
-  @ApiProperty({ example: 1, description: 'Runs of this submission so far (automatic retries count)' })
+  @ApiProperty({
+    example: 1,
+    description: 'Runs of this submission so far (automatic retries count)',
+  })
   attempts!: number;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) started_at!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) completed_at!: string | null;
