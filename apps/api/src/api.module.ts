@@ -9,9 +9,9 @@ import { StorageModule } from '@app/storage';
 import { TasksModule } from '@app/tasks';
 import { QueuesBoardModule } from './admin/queues-board.module';
 import { ApiKeyGuard } from './auth/api-key.guard';
-import { ClientErrorFilter } from './common/client-error.filter';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { HttpDrain } from './common/http-drain';
+import { RedisUnavailableFilter } from './common/redis-unavailable.filter';
 import { HealthController } from './health/health.controller';
 import { StorageHealthIndicator } from './health/storage.health';
 import { WorkersHealthIndicator } from './health/workers.health';
@@ -57,8 +57,9 @@ export class ApiModule {
         StorageHealthIndicator,
         WorkersHealthIndicator,
         { provide: APP_GUARD, useClass: ApiKeyGuard },
-        // Global filters are tried last-registered first: domain errors, then the catch-all.
-        { provide: APP_FILTER, useClass: ClientErrorFilter },
+        // Global filters are tried last-registered first: domain errors, then the catch-all
+        // (Redis unavailable: 503; 4xx in our shape; the rest Nest's 500).
+        { provide: APP_FILTER, useClass: RedisUnavailableFilter },
         { provide: APP_FILTER, useClass: DomainExceptionFilter },
       ],
     };

@@ -26,7 +26,7 @@ export class ConfigError extends Error {
  */
 export class AppConfig {
   readonly nodeEnv!: 'development' | 'production' | 'test';
-  readonly redis!: { url: string; prefix: string };
+  readonly redis!: { url: string; prefix: string; commandTimeoutMs: number };
   readonly api!: {
     host: string;
     port: number;
@@ -134,7 +134,11 @@ export class AppConfig {
     const config = new AppConfig();
     Object.assign(config, {
       nodeEnv: e.NODE_ENV as AppConfig['nodeEnv'],
-      redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+      redis: {
+        url: e.REDIS_URL,
+        prefix: e.REDIS_PREFIX,
+        commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+      },
       api: {
         host: e.API_HOST,
         port: e.API_PORT,

@@ -55,6 +55,16 @@ export class EnvSchema {
   @Matches(/^[A-Za-z0-9_.-]{1,40}$/, { message: 'REDIS_PREFIX must be 1-40 of A-Z a-z 0-9 _ . -' })
   REDIS_PREFIX: string = 'ams';
 
+  /**
+   * Bound of one command on the shared command connection, ms: while Redis is unreachable a
+   * command fails after this long (the API answers 503) instead of waiting for the reconnect.
+   * Not applied to BullMQ's, blocking or subscriber connections.
+   */
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  REDIS_COMMAND_TIMEOUT_MS: number = 5000;
+
   @IsString()
   @IsNotEmpty()
   API_HOST: string = '0.0.0.0';

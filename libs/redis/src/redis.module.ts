@@ -6,15 +6,29 @@ import { Redis } from 'ioredis';
 export function redisOptions() {
   return {
     // BullMQ workers need this; for plain commands it makes calls wait for a reconnect instead
-    // of failing after 20 tries, which readiness probes bound with their own timeouts.
+    // of failing after 20 tries: the shared command connection bounds them with a commandTimeout
+    // (REDIS_COMMAND_TIMEOUT_MS), readiness probes with their own timeouts.
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     retryStrategy: (times: number) => Math.min(200 * times, 2000),
   } as const;
 }
 
-export function createRedis(config: AppConfig, name: string): Redis {
-  const client = new Redis(config.redis.url, { ...redisOptions(), connectionName: `ams-${name}` });
+/**
+ * A connection of its own. `commandTimeoutMs` bounds each command (queued while reconnecting
+ * included); only for connections that send short commands, never blocking reads or subscribers.
+ */
+export function createRedis(
+  config: AppConfig,
+  name: string,
+  { commandTimeoutMs }: { commandTimeoutMs?: number } = {},
+): Redis {
+  const client = new Redis(config.redis.url, {
+    ...redisOptions(),
+    connectionName: `ams-${name}`,
+    ...(commandTimeoutMs ? { commandTimeout: commandTimeoutMs } : {}),
+  });
+  if (commandTimeoutMs) dropTimedOutOfflineCommands(client);
   const logger = new Logger(`Redis:${name}`);
   let down = false;
   client.on('error', (err: Error) => {
@@ -28,14 +42,31 @@ export function createRedis(config: AppConfig, name: string): Redis {
   return client;
 }
 
-/** The shared command connection, injected by its class. */
+/**
+ * ioredis keeps a command issued while disconnected in its offline queue and sends it on
+ * reconnect even when its commandTimeout has already rejected it: a submit answered 503 would
+ * still create its record minutes later. A command already settled is not sent. Pipelines and
+ * transactions (sent with a stream) are left alone: skipping one of their commands would break
+ * their framing.
+ */
+function dropTimedOutOfflineCommands(client: Redis): void {
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (...[command, stream]: Parameters<Redis['sendCommand']>): unknown =>
+    command.isSettled && stream === undefined ? command.promise : send(command, stream);
+}
+
+/**
+ * The shared command connection, injected by its class. Its commands are bounded by
+ * REDIS_COMMAND_TIMEOUT_MS: an API request fails fast (503) while Redis is unreachable.
+ */
 @Global()
 @Module({
   providers: [
     {
       provide: Redis,
       inject: [AppConfig],
-      useFactory: (c: AppConfig) => createRedis(c, 'commands'),
+      useFactory: (c: AppConfig) =>
+        createRedis(c, 'commands', { commandTimeoutMs: c.redis.commandTimeoutMs }),
     },
   ],
   exports: [Redis],
