@@ -169,7 +169,7 @@ export class EnvSchema {
   @Max(7 * 24 * 3600)
   MEDIA_URL_TTL: number = 24 * 3600;
 
-  /** Key that signs local media URLs; derived from API_KEYS when absent. */
+  /** Key that signs local media URLs; required in production, else derived (SigningKeys). */
   @IsOptional()
   @IsString()
   @IsNotEmpty()
@@ -223,7 +223,7 @@ export class EnvSchema {
   @Max(1_000_000_000)
   IMAGE_MAX_PIXELS: number = 50_000_000;
 
-  /** Standard Webhooks signing secret (whsec_<base64>); derived from API_KEYS when unset. */
+  /** Standard Webhooks signing secret (whsec_<base64>); required in production, else derived. */
   @IsOptional()
   @Matches(/^(whsec_)?[A-Za-z0-9+/=]{16,}$/, {
     message: 'WEBHOOK_SECRET must be whsec_ followed by base64 (at least 16 characters)',

@@ -1,6 +1,7 @@
 import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { Redis } from 'ioredis';
+import { SigningKeys } from './signing-keys';
 
 /** Connection options shared by every client we open (commands and BullMQ alike). */
 export function redisOptions() {
@@ -57,7 +58,8 @@ function dropTimedOutOfflineCommands(client: Redis): void {
 
 /**
  * The shared command connection, injected by its class. Its commands are bounded by
- * REDIS_COMMAND_TIMEOUT_MS: an API request fails fast (503) while Redis is unreachable.
+ * REDIS_COMMAND_TIMEOUT_MS: an API request fails fast (503) while Redis is unreachable. Also the
+ * signing keys (SigningKeys), resolved once at boot: derived ones need the salt in Redis.
  */
 @Global()
 @Module({
@@ -68,8 +70,13 @@ function dropTimedOutOfflineCommands(client: Redis): void {
       useFactory: (c: AppConfig) =>
         createRedis(c, 'commands', { commandTimeoutMs: c.redis.commandTimeoutMs }),
     },
+    {
+      provide: SigningKeys,
+      inject: [AppConfig, Redis],
+      useFactory: (c: AppConfig, redis: Redis) => SigningKeys.resolve(c, redis),
+    },
   ],
-  exports: [Redis],
+  exports: [Redis, SigningKeys],
 })
 export class RedisModule implements OnApplicationShutdown {
   constructor(@Inject(Redis) private readonly redis: Redis) {}

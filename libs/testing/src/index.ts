@@ -6,3 +6,4 @@ export * from './s3-server';
 export * from './test-config';
 export * from './url-policies';
 export * from './redis-server';
+export * from './test-signing-keys';
