@@ -10,9 +10,9 @@ import { TasksModule } from '@app/tasks';
 import { WorkersModule } from '@app/workers';
 import { QueuesBoardModule } from './admin/queues-board.module';
 import { ApiKeyGuard } from './auth/api-key.guard';
-import { ClientErrorFilter } from './common/client-error.filter';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { HttpDrain } from './common/http-drain';
+import { RedisUnavailableFilter } from './common/redis-unavailable.filter';
 import { HealthController } from './health/health.controller';
 import { StorageHealthIndicator } from './health/storage.health';
 import { GpuWorkersHealthIndicator } from './health/gpu-workers.health';
@@ -64,8 +64,9 @@ export class ApiModule {
         WorkersHealthIndicator,
         GpuWorkersHealthIndicator,
         { provide: APP_GUARD, useClass: ApiKeyGuard },
-        // Global filters are tried last-registered first: domain errors, then the catch-all.
-        { provide: APP_FILTER, useClass: ClientErrorFilter },
+        // Global filters are tried last-registered first: domain errors, then the catch-all
+        // (Redis unavailable: 503; 4xx in our shape; the rest Nest's 500).
+        { provide: APP_FILTER, useClass: RedisUnavailableFilter },
         { provide: APP_FILTER, useClass: DomainExceptionFilter },
       ],
     };

@@ -63,10 +63,44 @@ describe('AppConfig.fromEnv', () => {
     expect(() => AppConfig.fromEnv({ API_KEYS: ' , ' })).toThrow(/API_KEYS/);
   });
 
-  it('derives the same media signing key on every replica with the same keys', () => {
-    const a = AppConfig.fromEnv({ API_KEYS: 'x,y' });
-    const b = AppConfig.fromEnv({ API_KEYS: 'y,x' });
-    expect(a.storage.mediaUrlSecret).toBe(b.storage.mediaUrlSecret);
-    expect(a.storage.mediaUrlSecret).not.toContain('x');
+  it('leaves unset signing secrets to SigningKeys (derived at boot), and prefixes whsec_', () => {
+    const unset = AppConfig.fromEnv({ API_KEYS: 'x,y' });
+    expect(unset.storage.mediaUrlSecret).toBeNull();
+    expect(unset.webhooks).toMatchObject({ secret: null, derivedSecret: true });
+    const set = AppConfig.fromEnv({
+      API_KEYS: 'x',
+      MEDIA_URL_SECRET: 'm'.repeat(32),
+      WEBHOOK_SECRET: 'QUJDREVGR0hJSktMTU5PUA==',
+    });
+    expect(set.storage.mediaUrlSecret).toBe('m'.repeat(32));
+    expect(set.webhooks).toMatchObject({
+      secret: 'whsec_QUJDREVGR0hJSktMTU5PUA==',
+      derivedSecret: false,
+    });
+  });
+
+  it('in production, requires MEDIA_URL_SECRET and WEBHOOK_SECRET, naming both', () => {
+    const production = { API_KEYS: 'x', NODE_ENV: 'production' };
+    const err = (() => {
+      try {
+        AppConfig.fromEnv(production);
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/- MEDIA_URL_SECRET is required with NODE_ENV=production/);
+    expect(err.message).toMatch(/- WEBHOOK_SECRET is required with NODE_ENV=production/);
+    expect(() =>
+      AppConfig.fromEnv({ ...production, WEBHOOK_SECRET: 'QUJDREVGR0hJSktMTU5PUA==' }),
+    ).toThrow(/MEDIA_URL_SECRET is required/);
+    expect(
+      AppConfig.fromEnv({
+        ...production,
+        MEDIA_URL_SECRET: 'm'.repeat(32),
+        WEBHOOK_SECRET: 'QUJDREVGR0hJSktMTU5PUA==',
+      }).nodeEnv,
+    ).toBe('production');
   });
 });

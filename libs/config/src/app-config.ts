@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { plainToInstance } from 'class-transformer';
@@ -26,7 +25,7 @@ export class ConfigError extends Error {
  */
 export class AppConfig {
   readonly nodeEnv!: 'development' | 'production' | 'test';
-  readonly redis!: { url: string; prefix: string };
+  readonly redis!: { url: string; prefix: string; commandTimeoutMs: number };
   readonly api!: {
     host: string;
     port: number;
@@ -66,7 +65,11 @@ export class AppConfig {
     driver: StorageDriverName;
     localDir: string;
     mediaUrlTtlSeconds: number;
-    mediaUrlSecret: string;
+    /**
+     * MEDIA_URL_SECRET, or null: the key is then derived at boot from a per-deployment salt in
+     * Redis (`SigningKeys` in libs/redis, which is what signs and verifies).
+     */
+    mediaUrlSecret: string | null;
     /** Set when driver is r2 or s3 (validated at boot). */
     s3: {
       endpoint?: string;
@@ -106,9 +109,12 @@ export class AppConfig {
     imageMaxPixels: number;
   };
   readonly webhooks!: {
-    /** Standard Webhooks secret, `whsec_<base64>`. */
-    secret: string;
-    /** True when WEBHOOK_SECRET was unset and the secret was derived from API_KEYS. */
+    /**
+     * WEBHOOK_SECRET as `whsec_<base64>`, or null: derived at boot like the media URL key
+     * (`SigningKeys` in libs/redis, which is what signs).
+     */
+    secret: string | null;
+    /** True when WEBHOOK_SECRET was unset and the secret is derived (API_KEYS + the salt). */
     derivedSecret: boolean;
     maxAttempts: number;
     timeoutMs: number;
@@ -134,13 +140,18 @@ export class AppConfig {
   }
 
   static fromSchema(e: EnvSchema): AppConfig {
+    requireProductionSecrets(e);
     const keyScopes = parseApiKeys([...e.API_KEYS.split(','), ...(e.API_KEY ? [e.API_KEY] : [])]);
     const keys = keyScopes.map((k) => k.key);
     const queues = [...new Set(e.WORKER_QUEUES.split(',').map((q) => q.trim()))] as QueueId[];
     const config = new AppConfig();
     Object.assign(config, {
       nodeEnv: e.NODE_ENV as AppConfig['nodeEnv'],
-      redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+      redis: {
+        url: e.REDIS_URL,
+        prefix: e.REDIS_PREFIX,
+        commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+      },
       api: {
         host: e.API_HOST,
         port: e.API_PORT,
@@ -188,12 +199,7 @@ export class AppConfig {
         driver: e.STORAGE_DRIVER,
         localDir: path.resolve(e.STORAGE_LOCAL_DIR),
         mediaUrlTtlSeconds: e.MEDIA_URL_TTL,
-        // Replicas sharing API_KEYS derive the same signing key, so their URLs verify anywhere.
-        mediaUrlSecret:
-          e.MEDIA_URL_SECRET ??
-          createHash('sha256')
-            .update(`media-url:${[...keys].sort().join(',')}`)
-            .digest('hex'),
+        mediaUrlSecret: e.MEDIA_URL_SECRET ?? null,
         s3: e.STORAGE_DRIVER === 'local' ? null : s3Settings(e),
       },
       payload: e.PAYLOAD_API_URL
@@ -224,7 +230,7 @@ export class AppConfig {
         imageMaxPixels: e.IMAGE_MAX_PIXELS,
       },
       webhooks: {
-        secret: webhookSecret(e.WEBHOOK_SECRET, keys),
+        secret: e.WEBHOOK_SECRET ? withWhsecPrefix(e.WEBHOOK_SECRET) : null,
         derivedSecret: !e.WEBHOOK_SECRET,
         maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
         timeoutMs: e.WEBHOOK_TIMEOUT_MS,
@@ -286,13 +292,27 @@ function retryLimits(raw: string): Record<RetryClass, number> {
   return limits;
 }
 
-/** The configured secret with its whsec_ prefix, or one derived from the API keys. */
-function webhookSecret(configured: string | undefined, keys: readonly string[]): string {
-  if (configured) return configured.startsWith('whsec_') ? configured : `whsec_${configured}`;
-  const derived = createHash('sha256')
-    .update(`webhook:${[...keys].sort().join(',')}`)
-    .digest('base64');
-  return `whsec_${derived}`;
+function withWhsecPrefix(secret: string): string {
+  return secret.startsWith('whsec_') ? secret : `whsec_${secret}`;
+}
+
+/**
+ * Production signs with secrets of its own: a key derived from the API keys (even salted, see
+ * SigningKeys) changes whenever the keys rotate, and the operator must hand WEBHOOK_SECRET to the
+ * receivers anyway.
+ */
+function requireProductionSecrets(e: EnvSchema): void {
+  if (e.NODE_ENV !== 'production') return;
+  const missing = (['MEDIA_URL_SECRET', 'WEBHOOK_SECRET'] as const).filter((k) => !e[k]);
+  if (missing.length === 0) return;
+  throw new ConfigError(
+    `Invalid configuration:\n${missing
+      .map(
+        (k) =>
+          `- ${k} is required with NODE_ENV=production (${k === 'WEBHOOK_SECRET' ? 'whsec_$(openssl rand -base64 32)' : '$(openssl rand -hex 32)'})`,
+      )
+      .join('\n')}`,
+  );
 }
 
 function s3Settings(e: EnvSchema): NonNullable<AppConfig['storage']['s3']> {

@@ -55,6 +55,16 @@ export class EnvSchema {
   @Matches(/^[A-Za-z0-9_.-]{1,40}$/, { message: 'REDIS_PREFIX must be 1-40 of A-Z a-z 0-9 _ . -' })
   REDIS_PREFIX: string = 'ams';
 
+  /**
+   * Bound of one command on the shared command connection, ms: while Redis is unreachable a
+   * command fails after this long (the API answers 503) instead of waiting for the reconnect.
+   * Not applied to BullMQ's, blocking or subscriber connections.
+   */
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  REDIS_COMMAND_TIMEOUT_MS: number = 5000;
+
   @IsString()
   @IsNotEmpty()
   API_HOST: string = '0.0.0.0';
@@ -200,7 +210,7 @@ export class EnvSchema {
   @Max(7 * 24 * 3600)
   MEDIA_URL_TTL: number = 24 * 3600;
 
-  /** Key that signs local media URLs; derived from API_KEYS when absent. */
+  /** Key that signs local media URLs; required in production, else derived (SigningKeys). */
   @IsOptional()
   @IsString()
   @IsNotEmpty()
@@ -254,7 +264,7 @@ export class EnvSchema {
   @Max(1_000_000_000)
   IMAGE_MAX_PIXELS: number = 50_000_000;
 
-  /** Standard Webhooks signing secret (whsec_<base64>); derived from API_KEYS when unset. */
+  /** Standard Webhooks signing secret (whsec_<base64>); required in production, else derived. */
   @IsOptional()
   @Matches(/^(whsec_)?[A-Za-z0-9+/=]{16,}$/, {
     message: 'WEBHOOK_SECRET must be whsec_ followed by base64 (at least 16 characters)',

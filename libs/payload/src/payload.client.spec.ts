@@ -10,7 +10,7 @@ import {
   type PayloadMediaUpload,
   type PayloadResilience,
 } from './payload.client';
-import { PayloadError } from './payload.errors';
+import { isDuplicateTaskIdError, PayloadError } from './payload.errors';
 
 const FAST: PayloadResilience = {
   maxAttempts: 3,
@@ -95,6 +95,80 @@ describe('PayloadClient', () => {
     await expect(c.findMediaByTaskId('task-1')).resolves.toBe('1');
     await expect(c.findMediaByTaskId('task-2')).resolves.toBeNull();
     expect(server.docs).toHaveLength(1);
+  });
+
+  it('two concurrent runs of one task make one document and both answer its id', async () => {
+    // Both look up before either creates: the unique task_id refuses the second create.
+    server.holdCreatesUntil = 2;
+    const c = client();
+    const [a, b] = await Promise.all([
+      c.registerMedia(upload('task-1')),
+      c.registerMedia(upload('task-1')),
+    ]);
+    expect(server.docs).toHaveLength(1);
+    expect(a.id).toBe('1');
+    expect(b.id).toBe('1');
+    expect([a.created, b.created].sort()).toEqual([false, true]);
+    expect(server.requests.map((r) => `${r.method} ${r.status}`).sort()).toEqual([
+      'GET 200',
+      'GET 200',
+      'GET 200',
+      'POST 201',
+      'POST 400',
+    ]);
+  });
+
+  it('keeps the error of a 400 naming task_id when no document exists for the task', async () => {
+    // A Payload that refuses the create over task_id yet finds no document (not a duplicate).
+    const odd = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(req.method === 'GET' ? 200 : 400, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify(
+            req.method === 'GET'
+              ? { docs: [] }
+              : {
+                  errors: [
+                    {
+                      name: 'ValidationError',
+                      message: 'The following field is invalid: task_id',
+                      data: { errors: [{ path: 'task_id', message: 'This field is required.' }] },
+                    },
+                  ],
+                },
+          ),
+        );
+      });
+    });
+    await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
+    apiUrl = `http://127.0.0.1:${(odd.address() as AddressInfo).port}/api`;
+    try {
+      const err = await failure(client().registerMedia(upload('t')));
+      expect(err).toMatchObject({ status: 400, retryable: false, invalidFields: ['task_id'] });
+      expect(isDuplicateTaskIdError(err)).toBe(true);
+    } finally {
+      odd.closeAllConnections();
+      await new Promise((r) => odd.close(r));
+    }
+    expect(
+      isDuplicateTaskIdError(new PayloadError('x', false, 400, { invalidFields: ['title'] })),
+    ).toBe(false);
+    expect(isDuplicateTaskIdError(new PayloadError('HTTP 503 task_id', true, 503))).toBe(false);
+  });
+
+  it('tells whether a document points at the task media, and unknown when Payload fails', async () => {
+    const c = client({}, { ...FAST, maxAttempts: 1 });
+    await expect(c.mediaIsRegistered('task-1')).resolves.toBe(false);
+    await c.registerMedia(upload('task-1'));
+    await expect(c.mediaIsRegistered('task-1')).resolves.toBe(true);
+    server.downFor = Infinity;
+    await expect(c.mediaIsRegistered('task-1')).resolves.toBe('unknown');
+    await expect(c.mediaIsRegistered('task-2')).resolves.toBe('unknown');
+    server.downFor = 0;
+    await expect(c.mediaIsRegistered('task-1', AbortSignal.abort())).resolves.toBe('unknown');
+    const disabled = new PayloadClient(AppConfig.fromEnv({ API_KEYS: 'k' }), FAST);
+    await expect(disabled.mediaIsRegistered('task-1')).resolves.toBe(false);
   });
 
   it('sends the bearer scheme when configured', async () => {

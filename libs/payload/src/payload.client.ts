@@ -15,7 +15,7 @@ import {
 } from 'cockatiel';
 import { AppConfig } from '@app/config';
 import type { MediaKind } from '@app/projects';
-import { isRetryableStatus, PayloadError } from './payload.errors';
+import { isDuplicateTaskIdError, isRetryableStatus, PayloadError } from './payload.errors';
 
 /** Seed 000: the media types the main app's media collection knows. */
 export type PayloadMediaType =
@@ -127,35 +127,27 @@ export class PayloadClient {
 
   /**
    * Uploads the media as a document of the media collection and returns its id. Idempotent per
-   * task: every try first looks for a document with this task_id, so a retry (ours or the
-   * runner's, after a lost response) never creates a second one.
+   * task: every try first looks for a document with this task_id (the fast path of a retry after a
+   * lost response), and since that lookup and the create are two requests, the collection's
+   * `task_id` is unique (README): when two runs of one task (a takeover during a slow
+   * registration) both find nothing and both create, Payload refuses the second create and the
+   * loser answers the winner's document with `created: false`.
    */
   async registerMedia(upload: PayloadMediaUpload, signal?: AbortSignal): Promise<RegisteredMedia> {
     return this.run(signal, async (trySignal) => {
       const existing = await this.findOnce(upload.taskId, trySignal);
       if (existing !== null) return { id: existing, created: false };
-      const fields = {
-        project_id: upload.projectId,
-        media_type: upload.mediaType,
-        agent_generated: true,
-        generation_metadata: upload.generationMetadata,
-        task_id: upload.taskId,
-        media_url: upload.mediaUrl,
-      };
-      const source = await upload.open();
-      const boundary = `----payload-upload-${randomBytes(16).toString('hex')}`;
       try {
-        const doc = await this.request(
-          'POST',
-          `/${this.settings.mediaCollection}`,
-          trySignal,
-          multipartBody(boundary, fields, upload.filename, upload.contentType, source),
-          `multipart/form-data; boundary=${boundary}`,
+        return { id: await this.createOnce(upload, trySignal), created: true };
+      } catch (err) {
+        if (!isDuplicateTaskIdError(err)) throw err;
+        const winner = await this.findOnce(upload.taskId, trySignal);
+        // A 400 naming task_id with no document behind it is not a duplicate: keep its error.
+        if (winner === null) throw err;
+        this.logger.log(
+          `task_id=${upload.taskId} project_id=${upload.projectId} another run registered it first (${winner})`,
         );
-        return { id: docId(doc), created: true };
-      } finally {
-        // A failed try may stop before reading the file: release its stream (S3 socket, fd).
-        if (source instanceof Readable) source.destroy();
+        return { id: winner, created: false };
       }
     });
   }
@@ -163,6 +155,26 @@ export class PayloadClient {
   /** The id of the media document made for this task, or null. */
   async findMediaByTaskId(taskId: string, signal?: AbortSignal): Promise<string | null> {
     return this.run(signal, (trySignal) => this.findOnce(taskId, trySignal));
+  }
+
+  /**
+   * Whether a media document points at this task's stored media: `true` (keep the object),
+   * `false` (no document, or Payload not configured: nothing can point at it) or `'unknown'` (the
+   * lookup failed or `signal` aborted: keep the object, an orphan file is cheaper than a document
+   * whose media is gone). A run cancelled during registration deletes its stored media only when
+   * this answers `false`. Pass a signal of its own (e.g. `AbortSignal.timeout(...)`), not the
+   * cancelled run's, which is already aborted.
+   */
+  async mediaIsRegistered(taskId: string, signal?: AbortSignal): Promise<boolean | 'unknown'> {
+    if (!this.enabled) return false;
+    try {
+      return (await this.findMediaByTaskId(taskId, signal)) !== null;
+    } catch (err) {
+      this.logger.warn(
+        `task_id=${taskId} could not tell whether Payload has its media document: ${describeError(err)}`,
+      );
+      return 'unknown';
+    }
   }
 
   /** PATCHes fields of a media document (e.g. embeddings); returns the updated document. */
@@ -180,6 +192,33 @@ export class PayloadClient {
         'application/json',
       ),
     );
+  }
+
+  /** One multipart create; the document's id. */
+  private async createOnce(upload: PayloadMediaUpload, signal: AbortSignal): Promise<string> {
+    const fields = {
+      project_id: upload.projectId,
+      media_type: upload.mediaType,
+      agent_generated: true,
+      generation_metadata: upload.generationMetadata,
+      task_id: upload.taskId,
+      media_url: upload.mediaUrl,
+    };
+    const source = await upload.open();
+    const boundary = `----payload-upload-${randomBytes(16).toString('hex')}`;
+    try {
+      const doc = await this.request(
+        'POST',
+        `/${this.settings.mediaCollection}`,
+        signal,
+        multipartBody(boundary, fields, upload.filename, upload.contentType, source),
+        `multipart/form-data; boundary=${boundary}`,
+      );
+      return docId(doc);
+    } finally {
+      // A failed try may stop before reading the file: release its stream (S3 socket, fd).
+      if (source instanceof Readable) source.destroy();
+    }
   }
 
   private async findOnce(taskId: string, signal: AbortSignal): Promise<string | null> {
@@ -267,10 +306,12 @@ export class PayloadClient {
       );
     }
     if (!response.ok) {
+      const detail = errorDetail(text);
       throw new PayloadError(
-        `Payload ${shown} answered HTTP ${response.status}${errorDetail(text)}`,
+        `Payload ${shown} answered HTTP ${response.status}${detail.text}`,
         isRetryableStatus(response.status),
         response.status,
+        { invalidFields: detail.fields },
       );
     }
     try {
@@ -326,16 +367,37 @@ function docId(doc: Record<string, unknown>): string {
   return String(id);
 }
 
-/** Payload's error bodies are {errors: [{message}]}; keep a short, key-free excerpt. */
-function errorDetail(text: string): string {
+interface PayloadErrorBody {
+  errors?: Array<{
+    message?: string;
+    /** Mongoose-style entries. */
+    field?: string;
+    /** A ValidationError's field errors. */
+    data?: { errors?: Array<{ path?: string; message?: string }> };
+  }>;
+}
+
+/**
+ * Payload's error bodies are {errors: [{message, data?: {errors: [{path, message}]}}]}: a short,
+ * key-free excerpt of the messages and the fields they name.
+ */
+function errorDetail(text: string): { text: string; fields: string[] } {
   try {
-    const body = JSON.parse(text) as { errors?: Array<{ message?: string }> };
-    const messages = (body.errors ?? []).map((e) => e.message).filter(Boolean);
-    if (messages.length > 0) return `: ${messages.join('; ').slice(0, 300)}`;
+    const errors = (JSON.parse(text) as PayloadErrorBody).errors ?? [];
+    const messages = errors.map((e) => e.message).filter(Boolean);
+    const fields = errors.flatMap((e) => [
+      ...(e.field ? [e.field] : []),
+      ...(e.data?.errors ?? []).flatMap((f) => (f.path ? [f.path] : [])),
+    ]);
+    return { text: messages.length > 0 ? `: ${messages.join('; ').slice(0, 300)}` : '', fields };
   } catch {
     // Not JSON (a proxy's HTML error page): the status says enough.
+    return { text: '', fields: [] };
   }
-  return '';
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function describeCause(err: unknown): string {

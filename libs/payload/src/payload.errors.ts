@@ -10,10 +10,29 @@ export class PayloadError extends Error {
     message: string,
     readonly retryable: boolean,
     readonly status?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; invalidFields?: readonly string[] },
   ) {
-    super(message, options);
+    super(message, { cause: options?.cause });
+    this.invalidFields = options?.invalidFields ?? [];
   }
+
+  /** Fields Payload named in its error answer (a ValidationError's `path`s), e.g. `task_id`. */
+  readonly invalidFields: readonly string[];
+}
+
+/**
+ * True when Payload refused a create because a document with this `task_id` exists: the media
+ * collection declares `task_id` unique, and Payload v3 answers a unique-index violation (Mongo
+ * 11000, Postgres 23505, SQLite UNIQUE) with 400 `{errors: [{name: 'ValidationError', message:
+ * 'The following field is invalid: task_id', data: {errors: [{path: 'task_id', message: 'Value
+ * must be unique'}]}}]}`. 409 is accepted too (a proxy or a custom endpoint).
+ */
+export function isDuplicateTaskIdError(err: unknown): boolean {
+  return (
+    err instanceof PayloadError &&
+    (err.status === 400 || err.status === 409) &&
+    (err.invalidFields.includes('task_id') || /\btask_id\b/.test(err.message))
+  );
 }
 
 export function isRetryableStatus(status: number): boolean {

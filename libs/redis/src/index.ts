@@ -1,3 +1,4 @@
 export * from './redis-keys';
 export * from './redis.module';
 export * from './redis-errors';
+export * from './signing-keys';

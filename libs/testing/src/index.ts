@@ -7,3 +7,4 @@ export * from './test-config';
 export * from './url-policies';
 export * from './redis-server';
 export * from './reply-dropping.proxy';
+export * from './test-signing-keys';

@@ -20,6 +20,8 @@ export interface SeenPayloadRequest {
  * A PayloadCMS v3 stand-in on 127.0.0.1 for one upload collection: multipart POST (binary in
  * `file`, other fields as the JSON string `_payload`, parsed by a real multipart parser), GET with
  * `where[task_id][equals]`, PATCH by id; checks the Authorization header; can be taken down.
+ * `task_id` is unique, as the main app's collection must declare it: a second create for a task
+ * gets Payload's answer to a unique-index violation (400 ValidationError naming `task_id`).
  */
 export class TestPayloadServer {
   readonly docs: StoredPayloadDoc[] = [];
@@ -27,6 +29,12 @@ export class TestPayloadServer {
   /** While > 0, requests answer `downStatus` (and count down). Infinity: down until told. */
   downFor = 0;
   downStatus = 503;
+  /**
+   * While > 1, creates are held until this many have arrived, then run in arrival order: two runs
+   * of a task that both looked up and found nothing create at the same time.
+   */
+  holdCreatesUntil = 0;
+  private heldCreates: Array<() => void> = [];
   private server?: http.Server;
   private nextId = 1;
 
@@ -91,6 +99,7 @@ export class TestPayloadServer {
       return this.reply(req, res, 200, { docs, totalDocs: docs.length, limit, page: 1 });
     }
     if (req.method === 'POST' && url.pathname === base) {
+      await this.holdCreate();
       // Payload reads multipart with a real parser; so do we (undici's FormData).
       const form = await new Response(raw, {
         headers: { 'content-type': req.headers['content-type'] ?? '' },
@@ -100,13 +109,31 @@ export class TestPayloadServer {
       if (!(file instanceof Blob) || typeof payload !== 'string') {
         return this.reply(req, res, 400, { errors: [{ message: 'No files were uploaded.' }] });
       }
+      const fields = JSON.parse(payload) as Record<string, unknown>;
+      const data = Buffer.from(await file.arrayBuffer());
+      // Check and insert in one synchronous step, as a unique index does.
+      if (this.docs.some((d) => d.fields.task_id === fields.task_id)) {
+        // Payload v3's ValidationError from the database adapter's unique-index violation.
+        return this.reply(req, res, 400, {
+          errors: [
+            {
+              name: 'ValidationError',
+              data: {
+                collection: this.collection,
+                errors: [{ message: 'Value must be unique', path: 'task_id' }],
+              },
+              message: 'The following field is invalid: task_id',
+            },
+          ],
+        });
+      }
       const doc: StoredPayloadDoc = {
         id: this.nextId++,
-        fields: JSON.parse(payload) as Record<string, unknown>,
+        fields,
         file: {
           filename: file.name,
           mimeType: file.type,
-          data: Buffer.from(await file.arrayBuffer()),
+          data,
         },
         patches: [],
       };
@@ -123,6 +150,16 @@ export class TestPayloadServer {
       return this.reply(req, res, 200, { doc: this.view(doc), message: 'Updated successfully.' });
     }
     return this.reply(req, res, 404, { errors: [{ message: 'Not Found' }] });
+  }
+
+  private async holdCreate(): Promise<void> {
+    if (this.holdCreatesUntil <= 1) return;
+    const arrived = new Promise<void>((resolve) => this.heldCreates.push(resolve));
+    if (this.heldCreates.length >= this.holdCreatesUntil) {
+      this.holdCreatesUntil = 0;
+      for (const release of this.heldCreates.splice(0)) release();
+    }
+    await arrived;
   }
 
   private view(doc: StoredPayloadDoc): Record<string, unknown> {

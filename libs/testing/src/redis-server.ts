@@ -8,14 +8,16 @@ import { freePort, waitFor } from './test-config';
 /**
  * A redis-server of one test alone, on a free loopback port, for the test to stop and start
  * again (outages, restarts). With `persistent`, an append-only file fsynced on every write keeps
- * its data across a restart (a crash of Redis loses nothing acknowledged).
+ * its data across a restart (a crash of Redis loses nothing acknowledged). `args` add options
+ * (a small `--maxmemory` with `noeviction` makes Redis refuse writes, as a full one does).
  */
 export class PrivateRedisServer {
   private child?: ChildProcess;
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), 'test-redis-'));
   port = 0;
 
-  constructor(private readonly opts: { persistent?: boolean } = {}) {}
+  /** `args`: more redis-server options, e.g. `['--maxmemory', '20mb']`. */
+  constructor(private readonly opts: { persistent?: boolean; args?: readonly string[] } = {}) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -29,7 +31,16 @@ export class PrivateRedisServer {
       : ['--appendonly', 'no'];
     this.child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        ...persistence,
+        ...(this.opts.args ?? []),
+      ],
       { cwd: this.dir, stdio: 'ignore' },
     );
     const port = this.port;

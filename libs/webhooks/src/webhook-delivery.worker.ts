@@ -44,8 +44,9 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
   onApplicationBootstrap(): void {
     if (this.config.webhooks.derivedSecret) {
       this.logger.warn(
-        'WEBHOOK_SECRET is not set: webhooks are signed with a secret derived from API_KEYS; ' +
-          'set WEBHOOK_SECRET and give it to your receivers',
+        'WEBHOOK_SECRET is not set: webhooks are signed with a secret derived from API_KEYS and ' +
+          "this deployment's salt in Redis (it changes when the keys rotate); set WEBHOOK_SECRET " +
+          'and give it to your receivers',
       );
     }
     const scale = this.config.webhooks.retryScale;

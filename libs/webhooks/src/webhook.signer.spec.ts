@@ -1,19 +1,16 @@
-import { testConfig } from '@app/testing';
+import { testConfig, testSigningKeys } from '@app/testing';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { WebhookSigner } from './webhook.signer';
 
 describe('WebhookSigner', () => {
-  const config = testConfig({
-    WEBHOOK_SECRET: 'whsec_' + Buffer.from('k'.repeat(32)).toString('base64'),
-  });
-  const signer = new WebhookSigner(config);
+  const SECRET = 'whsec_' + Buffer.from('k'.repeat(32)).toString('base64');
+  const config = testConfig({ WEBHOOK_SECRET: SECRET });
+  const signer = new WebhookSigner(testSigningKeys(config));
   const body = JSON.stringify({ event: 'task.completed', task_id: 't1' });
 
   it('signs so that the standardwebhooks library verifies with the configured secret', () => {
     const headers = signer.headers('msg_t1_completed_0', body);
-    expect(new Webhook(config.webhooks.secret).verify(body, { ...headers })).toEqual(
-      JSON.parse(body),
-    );
+    expect(new Webhook(SECRET).verify(body, { ...headers })).toEqual(JSON.parse(body));
     expect(headers['webhook-id']).toBe('msg_t1_completed_0');
     expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/=]+$/);
     expect(Number(headers['webhook-timestamp'])).toBeCloseTo(Date.now() / 1000, -1);
@@ -22,19 +19,18 @@ describe('WebhookSigner', () => {
   it('fails verification for another body, id or secret', () => {
     const headers = { ...signer.headers('msg_a', body) };
     const other = new Webhook('whsec_' + Buffer.from('x'.repeat(32)).toString('base64'));
-    expect(() => new Webhook(config.webhooks.secret).verify(body + ' ', headers)).toThrow(
+    expect(() => new Webhook(SECRET).verify(body + ' ', headers)).toThrow(WebhookVerificationError);
+    expect(() => new Webhook(SECRET).verify(body, { ...headers, 'webhook-id': 'msg_b' })).toThrow(
       WebhookVerificationError,
     );
-    expect(() =>
-      new Webhook(config.webhooks.secret).verify(body, { ...headers, 'webhook-id': 'msg_b' }),
-    ).toThrow(WebhookVerificationError);
     expect(() => other.verify(body, headers)).toThrow(WebhookVerificationError);
   });
 
-  it('signs with a secret derived from API_KEYS when WEBHOOK_SECRET is unset', () => {
+  it('signs with the derived secret when WEBHOOK_SECRET is unset', () => {
     const derived = testConfig();
     expect(derived.webhooks.derivedSecret).toBe(true);
-    const headers = new WebhookSigner(derived).headers('msg_c', body);
-    expect(() => new Webhook(derived.webhooks.secret).verify(body, { ...headers })).not.toThrow();
+    const keys = testSigningKeys(derived);
+    const headers = new WebhookSigner(keys).headers('msg_c', body);
+    expect(() => new Webhook(keys.webhookSecret).verify(body, { ...headers })).not.toThrow();
   });
 });

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AppConfig } from '@app/config';
+import { SigningKeys } from '@app/redis';
 import { Webhook } from 'standardwebhooks';
 
 export interface WebhookHeaders {
@@ -10,14 +10,15 @@ export interface WebhookHeaders {
 
 /**
  * Signs event bodies the Standard Webhooks way (HMAC-SHA256 of `id.timestamp.body` with the
- * WEBHOOK_SECRET), so receivers verify them with any Standard Webhooks library.
+ * WEBHOOK_SECRET, or the secret derived at boot: SigningKeys), so receivers verify them with any
+ * Standard Webhooks library.
  */
 @Injectable()
 export class WebhookSigner {
   private readonly webhook: Webhook;
 
-  constructor(config: AppConfig) {
-    this.webhook = new Webhook(config.webhooks.secret);
+  constructor(keys: SigningKeys) {
+    this.webhook = new Webhook(keys.webhookSecret);
   }
 
   headers(webhookId: string, body: string, at: Date = new Date()): WebhookHeaders {

@@ -4,7 +4,7 @@ import { deflateSync } from 'node:zlib';
 import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { UrlPolicy } from '@app/net';
-import { LoopbackAsPublicPolicy, TestS3Server } from '@app/testing';
+import { LoopbackAsPublicPolicy, TestS3Server, testSigningKeys } from '@app/testing';
 import { LocalStorageDriver, S3StorageDriver } from '@app/storage';
 import { InputFetchError } from './input-fetch.error';
 import { InputFetcher } from './input-fetcher';
@@ -113,7 +113,11 @@ describe('InputFetcher', () => {
     Object.assign(config, {
       fetch: { timeoutMs: 300, maxBytes: 4096, allowPrivateUrls: true, imageMaxPixels: 1e6 },
     });
-    fetcher = new InputFetcher(config, new LocalStorageDriver(config), new UrlPolicy(config));
+    fetcher = new InputFetcher(
+      config,
+      new LocalStorageDriver(config, testSigningKeys(config)),
+      new UrlPolicy(config),
+    );
   });
 
   afterAll(async () => {
@@ -283,7 +287,11 @@ describe('InputFetcher with private addresses refused', () => {
 
   it('fails a loopback input as not retryable, naming the field, without a request', async () => {
     const policy = new UrlPolicy(config);
-    const fetcher = new InputFetcher(config, new LocalStorageDriver(config), policy);
+    const fetcher = new InputFetcher(
+      config,
+      new LocalStorageDriver(config, testSigningKeys(config)),
+      policy,
+    );
     const err = await fetcher
       .fetch(`http://127.0.0.1:${port}/frame.png?sig=secret`, {
         field: 'task_data.storyboard_frames[0]',
@@ -302,7 +310,11 @@ describe('InputFetcher with private addresses refused', () => {
 
   it('fails an input that redirects to a private address, without following it', async () => {
     const policy = new LoopbackAsPublicPolicy(config);
-    const fetcher = new InputFetcher(config, new LocalStorageDriver(config), policy);
+    const fetcher = new InputFetcher(
+      config,
+      new LocalStorageDriver(config, testSigningKeys(config)),
+      policy,
+    );
     const ok = await fetcher.fetch(`http://127.0.0.1:${port}/a.png`, {
       field: 'f',
       accept: 'image',
@@ -406,7 +418,11 @@ describe('InputFetcher with s3:// references', () => {
 
   it('needs object storage for s3:// references', async () => {
     const config = AppConfig.fromEnv({ API_KEYS: 'test-key' });
-    const local = new InputFetcher(config, new LocalStorageDriver(config), new UrlPolicy(config));
+    const local = new InputFetcher(
+      config,
+      new LocalStorageDriver(config, testSigningKeys(config)),
+      new UrlPolicy(config),
+    );
     await expect(
       local.fetch('s3://task-inputs/projects/p1/image/t1/ref.png', { field, projectId: 'p1' }),
     ).rejects.toThrow(/need object storage/);

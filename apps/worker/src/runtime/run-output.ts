@@ -6,6 +6,9 @@ import { StorageDriver, type StoredObject } from '@app/storage';
 import type { TaskDefinition, TaskRecord, TaskResultRecord } from '@app/tasks';
 import type { TaskOutput } from './task-processor';
 
+/** How long the question "does a Payload document point at this media?" may take. */
+const DISCARD_LOOKUP_TIMEOUT_MS = 30_000;
+
 /**
  * A run's output on its way out: stored under the task's key, registered in Payload, and
  * removed again when the run ends without it — but never while a Payload document may point at it.
@@ -97,18 +100,19 @@ export class RunOutput {
    */
   async discard(task: TaskRecord, key: string, mayBeRegistered: boolean): Promise<boolean> {
     const fields = { task_id: task.task_id, project_id: task.project_id };
-    if (mayBeRegistered && this.payload.enabled) {
-      try {
-        const doc = await this.payload.findMediaByTaskId(task.task_id);
-        if (doc !== null) {
-          this.logger.log(
-            { ...fields, payload_media_id: doc },
-            `kept ${key}: Payload points at it`,
-          );
-          return false;
-        }
-      } catch (err) {
-        this.logger.warn(fields, `kept ${key}: Payload could not be asked (${errorText(err)})`);
+    if (mayBeRegistered) {
+      // A signal of its own: the run's is aborted already when it was cancelled.
+      const registered = await this.payload.mediaIsRegistered(
+        task.task_id,
+        AbortSignal.timeout(DISCARD_LOOKUP_TIMEOUT_MS),
+      );
+      if (registered !== false) {
+        this.logger.log(
+          fields,
+          registered === true
+            ? `kept ${key}: a Payload document points at it`
+            : `kept ${key}: Payload could not say whether a document points at it`,
+        );
         return false;
       }
     }

@@ -2,6 +2,7 @@ import type { Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { AppConfig, ConfigModule } from '@app/config';
 import { GpuService } from '@app/gpu';
+import { TestSigningKeysModule } from '@app/testing';
 import type { TaskOutput } from '../../src/runtime/task-processor';
 
 export interface StartedProcessor<P> {
@@ -28,6 +29,8 @@ export async function startProcessor<P>(
           ALLOW_PRIVATE_URLS: 'true',
         }),
       ),
+      // StorageModule signs media URLs; no Redis here to derive the keys from.
+      TestSigningKeysModule,
       module,
     ],
   }).compile();

@@ -27,11 +27,12 @@ describe('logger params', () => {
         config: { api: { keys: ['sk-live-123'] } },
         storage: { secretAccessKey: 'aws-secret', mediaUrlSecret: 'hmac' },
         payload: { apiKey: 'payload-key' },
+        keys: { webhookSecret: 'whsec_derived' },
       },
       'request completed',
     );
     const text = JSON.stringify(lines);
-    for (const secret of ['sk-live-123', 'YTpi', 'aws-secret', 'hmac', 'payload-key']) {
+    for (const secret of ['sk-live-123', 'YTpi', 'aws-secret', 'hmac', 'payload-key', 'whsec_']) {
       expect(text).not.toContain(secret);
     }
     expect(lines[0].req.headers).toMatchObject({ 'x-api-key': '[redacted]', host: 'h' });

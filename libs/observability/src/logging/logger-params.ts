@@ -16,6 +16,7 @@ export const REDACTED_PATHS = [
   '*.secret',
   '*.secretAccessKey',
   '*.mediaUrlSecret',
+  '*.webhookSecret',
   '*.token',
   'config.api.keys',
 ];

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { testConfig } from '@app/testing';
+import { testConfig, testSigningKeys } from '@app/testing';
 import { LocalStorageDriver } from './local.driver';
 
 async function read(driver: LocalStorageDriver, key: string): Promise<Buffer | null> {
@@ -14,7 +14,7 @@ async function read(driver: LocalStorageDriver, key: string): Promise<Buffer | n
 
 describe('LocalStorageDriver', () => {
   const config = testConfig();
-  const driver = new LocalStorageDriver(config);
+  const driver = new LocalStorageDriver(config, testSigningKeys(config));
   const root = config.storage.localDir;
 
   afterAll(() => rm(root, { recursive: true, force: true }));

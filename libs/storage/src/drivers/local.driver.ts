@@ -4,6 +4,7 @@ import { mkdir, rename, rm, stat, writeFile, copyFile, access } from 'node:fs/pr
 import path from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
+import { SigningKeys } from '@app/redis';
 import {
   contentTypeFor,
   StorageDriver,
@@ -31,7 +32,10 @@ export class LocalStorageDriver extends StorageDriver {
   readonly name = 'local';
   private readonly root: string;
 
-  constructor(private readonly config: AppConfig) {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly keys: SigningKeys,
+  ) {
     super();
     this.root = config.storage.localDir;
   }
@@ -109,7 +113,7 @@ export class LocalStorageDriver extends StorageDriver {
   }
 
   private sign(key: string, expires: number): string {
-    return createHmac('sha256', this.config.storage.mediaUrlSecret)
+    return createHmac('sha256', this.keys.mediaUrlSecret)
       .update(`${key}\n${expires}`)
       .digest('base64url');
   }
