@@ -5,5 +5,4 @@ export * from './logging/logger-params';
 export * from './logging/logging.module';
 export * from './logging/pretty.stream';
 export * from './logging/request-log';
-export * from './logging/task-log-fields';
 export * from './metrics/app-registry';

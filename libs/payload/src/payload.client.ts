@@ -145,7 +145,8 @@ export class PayloadClient {
         // A 400 naming task_id with no document behind it is not a duplicate: keep its error.
         if (winner === null) throw err;
         this.logger.log(
-          `task_id=${upload.taskId} project_id=${upload.projectId} another run registered it first (${winner})`,
+          { task_id: upload.taskId, project_id: upload.projectId, payload_media_id: winner },
+          'another run registered it first',
         );
         return { id: winner, created: false };
       }
@@ -171,7 +172,8 @@ export class PayloadClient {
       return (await this.findMediaByTaskId(taskId, signal)) !== null;
     } catch (err) {
       this.logger.warn(
-        `task_id=${taskId} could not tell whether Payload has its media document: ${describeError(err)}`,
+        { task_id: taskId },
+        `could not tell whether Payload has its media document: ${describeError(err)}`,
       );
       return 'unknown';
     }

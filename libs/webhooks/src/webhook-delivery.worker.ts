@@ -77,10 +77,10 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
     const data = job.data;
     const attempt = job.attemptsMade + 1;
     const maxAttempts = job.opts.attempts ?? 1;
-    const log = `task_id=${data.task_id} project_id=${data.project_id} ${data.event}`;
+    const fields = { task_id: data.task_id, project_id: data.project_id, event: data.event };
     const task = await this.tasks.get(data.task_id);
     if (!task?.callback_url) {
-      this.logger.warn(`${log}: task or its callback_url is gone; event dropped`);
+      this.logger.warn(fields, 'task or its callback_url is gone; event dropped');
       return;
     }
     const outcome = await this.post(task.callback_url, data);
@@ -94,7 +94,7 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
         delivered_at: now.toISOString(),
         next_attempt_at: null,
       });
-      this.logger.log(`${log} delivered to ${shownUrl(task.callback_url)} (attempt ${attempt})`);
+      this.logger.log(fields, `delivered to ${shownUrl(task.callback_url)} (attempt ${attempt})`);
       return;
     }
     const error = 'status' in outcome ? `HTTP ${outcome.status}` : outcome.error;
@@ -110,11 +110,12 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
     });
     const where = shownUrl(task.callback_url);
     if (last) {
-      this.logger.warn(`${log} to ${where} given up after attempt ${attempt}: ${error}`);
+      this.logger.warn(fields, `to ${where} given up after attempt ${attempt}: ${error}`);
       throw new UnrecoverableError(error);
     }
     this.logger.log(
-      `${log} to ${where} attempt ${attempt} failed (${error}); retry in ${delay} ms`,
+      fields,
+      `to ${where} attempt ${attempt} failed (${error}); retry in ${delay} ms`,
     );
     throw new Error(error);
   }

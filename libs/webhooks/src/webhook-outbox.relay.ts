@@ -181,7 +181,8 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
     }
     for (const { data } of jobs) {
       this.logger.debug(
-        `task_id=${data.task_id} project_id=${data.project_id} ${data.event} queued for delivery`,
+        { task_id: data.task_id, project_id: data.project_id, event: data.event },
+        'queued for delivery',
       );
     }
     return entries.length;

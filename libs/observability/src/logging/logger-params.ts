@@ -2,7 +2,6 @@ import type { AppConfig } from '@app/config';
 import type { Params } from 'nestjs-pino';
 import pino, { type DestinationStream, type Level } from 'pino';
 import { PrettyLogStream } from './pretty.stream';
-import { liftTaskFields } from './task-log-fields';
 
 /** Secrets that must never reach a log line (request headers, config-like objects, errors). */
 export const REDACTED_PATHS = [
@@ -56,7 +55,6 @@ export function loggerParams(
         base: { app, pid: process.pid },
         timestamp: pino.stdTimeFunctions.isoTime,
         redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-        hooks: { logMethod: liftTaskFields },
         serializers: {
           req: (req: { id: unknown; method: string; url: string; headers: object }) => ({
             id: req.id,

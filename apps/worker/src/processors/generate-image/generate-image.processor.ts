@@ -60,12 +60,12 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
         data.pose ?? null,
         data.lighting ?? null,
       ]);
-    const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
+    const fields = { task_id: task.taskId, project_id: task.projectId };
     throwIfAborted(task.signal);
     const started = Date.now();
     await this.gpu.init();
 
-    const { pixels, summary } = await this.gpu.scoped(`generate_image ${tag}`, async (scope) => {
+    const { pixels, summary } = await this.gpu.scoped(`generate_image task_id=${task.taskId}`, async (scope) => {
       await task.progress(0.05, 'loading_models');
       const renderer = CharacterRenderer.create(this.gpu.tf, scope, {
         width,
@@ -108,7 +108,8 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
 
     const elapsed = Date.now() - started;
     this.logger.log(
-      `${tag}: ${width}x${height} ${encoding.label} (${image.length} bytes) in ${elapsed} ms ` +
+      fields,
+      `${width}x${height} ${encoding.label} (${image.length} bytes) in ${elapsed} ms ` +
         `on ${this.gpu.backendName}, seed ${seed}, pose ${summary.pose_preset}, lighting ${summary.lighting_preset}`,
     );
     return {

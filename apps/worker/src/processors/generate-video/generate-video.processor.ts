@@ -69,7 +69,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     const grade = sceneGradeFor(data.lighting);
     const subject = subjectFocus(data.character_positions);
     const sound = planAmbience(data.audio_cues);
-    const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
+    const fields = { task_id: task.taskId, project_id: task.projectId };
     task.signal.throwIfAborted();
     const started = Date.now();
 
@@ -216,7 +216,8 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
 
     const elapsed = Date.now() - started;
     this.logger.log(
-      `${tag}: ${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s) in ${elapsed} ms ` +
+      fields,
+      `${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s) in ${elapsed} ms ` +
         `(set-up ${stats.setupMs} ms, preparing shots ${stats.prepareMs} ms, rendering frames ` +
         `${stats.renderMs} ms${stats.simd ? '' : ' without WebAssembly SIMD'}, ` +
         `waiting for ffmpeg ${stats.encodeWaitMs} ms; sources ` +

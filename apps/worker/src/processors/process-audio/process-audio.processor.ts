@@ -81,7 +81,7 @@ export class ProcessAudioProcessor implements TaskProcessor<ProcessAudioTaskData
     const { emotion, pace, format } = data;
     const background = data.background_noise;
     const profile = data.character_voice_profile;
-    const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
+    const fields = { task_id: task.taskId, project_id: task.projectId };
     const seed =
       createHash('sha256')
         .update(JSON.stringify([data.text, profile, emotion, pace]))
@@ -158,7 +158,8 @@ export class ProcessAudioProcessor implements TaskProcessor<ProcessAudioTaskData
     const duration = Math.round((mix.samples.length / OUTPUT_SAMPLE_RATE) * 1000) / 1000;
     const elapsed = Date.now() - started;
     this.logger.log(
-      `${tag}: ${duration} s ${encoding.label} (${bytes.length} bytes) in ${elapsed} ms, voice ${voice.label}, ` +
+      fields,
+      `${duration} s ${encoding.label} (${bytes.length} bytes) in ${elapsed} ms, voice ${voice.label}, ` +
         `${emotion}/${pace}, background ${background}, mixed on ${this.gpu.backendName}`,
     );
     return {
@@ -230,7 +231,8 @@ export class ProcessAudioProcessor implements TaskProcessor<ProcessAudioTaskData
     const base = voiceForReference(pitch.f0);
     const matched = await this.speech.pitchFor(base, pitch.f0);
     this.logger.log(
-      `task_id=${task.taskId} project_id=${task.projectId}: reference voice at ${pitch.f0.toFixed(1)} Hz ` +
+      { task_id: task.taskId, project_id: task.projectId },
+      `reference voice at ${pitch.f0.toFixed(1)} Hz ` +
         `(${samples.length} samples, ${Math.round(pitch.voicedShare * 100)} % voiced) → ${base.variant} pitch ${matched.pitch.toFixed(1)}`,
     );
     return {

@@ -70,7 +70,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     const { fps, frames, duration } = videoTiming(data.duration, data.fps);
     const background = data.background;
     const backgroundColour = HEX_COLOUR.test(background) ? hexToRgb(background) : undefined;
-    const tag = `task_id=${task.taskId} project_id=${task.projectId}`;
+    const fields = { task_id: task.taskId, project_id: task.projectId };
     task.signal.throwIfAborted();
     const started = Date.now();
 
@@ -168,7 +168,8 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
 
     const elapsed = Date.now() - started;
     this.logger.log(
-      `${tag}: ${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s), ` +
+      fields,
+      `${frames} frames ${width}x${height}@${fps} (${duration.toFixed(2)} s), ` +
         `${data.layers.length} layer(s) (${stats.composited} layer-frames drawn) in ${elapsed} ms ` +
         `(frames composited by typed-array loops ${stats.renderMs} ms, waiting for ffmpeg ` +
         `${stats.encodeWaitMs} ms)`,
