@@ -65,41 +65,44 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
     const started = Date.now();
     await this.gpu.init();
 
-    const { pixels, summary } = await this.gpu.scoped(`generate_image task_id=${task.taskId}`, async (scope) => {
-      await task.progress(0.05, 'loading_models');
-      const renderer = CharacterRenderer.create(this.gpu.tf, scope, {
-        width,
-        height,
-        seed,
-        description: data.character_description,
-        pose: data.pose,
-        lighting: data.lighting,
-      });
-      await task.progress(LOADED, 'loading_models');
+    const { pixels, summary } = await this.gpu.scoped(
+      `generate_image task_id=${task.taskId}`,
+      async (scope) => {
+        await task.progress(0.05, 'loading_models');
+        const renderer = CharacterRenderer.create(this.gpu.tf, scope, {
+          width,
+          height,
+          seed,
+          description: data.character_description,
+          pose: data.pose,
+          lighting: data.lighting,
+        });
+        await task.progress(LOADED, 'loading_models');
 
-      const palette = await this.fetchPalette(task);
-      if (palette) renderer.usePalette(palette);
-      throwIfAborted(task.signal);
-
-      const from = palette ? FETCHED : LOADED;
-      await task.progress(from, 'generating_image');
-      const out = Buffer.alloc(width * height * 3);
-      let reported = from;
-      for (let row = 0; row < height; row += renderer.bandRows) {
+        const palette = await this.fetchPalette(task);
+        if (palette) renderer.usePalette(palette);
         throwIfAborted(task.signal);
-        renderer.renderBand(row, Math.min(renderer.bandRows, height - row), out);
-        const done = Math.min(height, row + renderer.bandRows) / height;
-        const fraction = from + (BANDS_DONE - from) * done;
-        // A dozen-odd updates per image is plenty; each one is a Redis write.
-        if (fraction - reported >= 0.05) {
-          reported = fraction;
-          await task.progress(fraction, 'generating_image');
+
+        const from = palette ? FETCHED : LOADED;
+        await task.progress(from, 'generating_image');
+        const out = Buffer.alloc(width * height * 3);
+        let reported = from;
+        for (let row = 0; row < height; row += renderer.bandRows) {
+          throwIfAborted(task.signal);
+          renderer.renderBand(row, Math.min(renderer.bandRows, height - row), out);
+          const done = Math.min(height, row + renderer.bandRows) / height;
+          const fraction = from + (BANDS_DONE - from) * done;
+          // A dozen-odd updates per image is plenty; each one is a Redis write.
+          if (fraction - reported >= 0.05) {
+            reported = fraction;
+            await task.progress(fraction, 'generating_image');
+          }
+          // Let timers and I/O (BullMQ lock renewal, cancel messages) run between bands.
+          await new Promise<void>((resolve) => setImmediate(resolve));
         }
-        // Let timers and I/O (BullMQ lock renewal, cancel messages) run between bands.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      return { pixels: out, summary: renderer.summary() };
-    });
+        return { pixels: out, summary: renderer.summary() };
+      },
+    );
 
     throwIfAborted(task.signal);
     const encoding = ENCODINGS[format];
