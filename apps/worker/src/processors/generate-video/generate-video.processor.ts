@@ -206,13 +206,14 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
     let stats: Awaited<typeof render>;
     try {
       stats = await render;
+      // Inside the try: a cancel this report learns of must not leave the encoded file behind.
+      await task.progress(ENCODED, 'generating_video');
     } catch (err) {
       await rm(output, { force: true });
       throw err;
     } finally {
       await rm(audioPath, { force: true });
     }
-    await task.progress(ENCODED, 'generating_video');
 
     const elapsed = Date.now() - started;
     this.logger.log(

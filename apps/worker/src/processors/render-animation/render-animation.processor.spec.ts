@@ -221,4 +221,19 @@ describe('RenderAnimationProcessor', () => {
     expect(Date.now() - stoppedAt).toBeLessThan(1000);
     expect(readdirSync(os.tmpdir()).filter((f) => f.includes(task.taskId))).toEqual([]);
   });
+
+  it('a cancel learnt from the report after encoding leaves no output file behind', async () => {
+    const { task } = runningTask({
+      background: '#102030',
+      layers: [{ image_url: `${base}/disc.png`, keyframes: [{ time: 0, x: 80, y: 45 }] }],
+    });
+    const cancelled = new Error('task cancelled');
+    const failing: RunningTask<RenderAnimationTaskData> = {
+      ...task,
+      // The last report (encoding done) is the one that learns of the cancel.
+      progress: (fraction) => (fraction >= 0.9 ? Promise.reject(cancelled) : Promise.resolve()),
+    };
+    await expect(processor.process(failing)).rejects.toBe(cancelled);
+    expect(readdirSync(os.tmpdir()).filter((f) => f.includes(task.taskId))).toEqual([]);
+  });
 });

@@ -160,11 +160,12 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
     let stats: Awaited<typeof render>;
     try {
       stats = await render;
+      // Inside the try: a cancel this report learns of must not leave the encoded file behind.
+      await task.progress(ENCODED, 'rendering_animation');
     } catch (err) {
       await rm(output, { force: true });
       throw err;
     }
-    await task.progress(ENCODED, 'rendering_animation');
 
     const elapsed = Date.now() - started;
     this.logger.log(
