@@ -2,10 +2,10 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { ConfigModule } from '@app/config';
 import { RedisModule } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
-import { TaskQueueService } from './queue/task-queue.service';
-import { TaskRepository } from './records/task.repository';
-import { TaskLifecycleService } from './task-lifecycle.service';
-import { TasksModule } from './tasks.module';
+import { TaskQueueService } from '../src/queue/task-queue.service';
+import { TaskRepository } from '../src/records/task.repository';
+import { TaskLifecycleService } from '../src/task-lifecycle.service';
+import { TasksModule } from '../src/tasks.module';
 
 /** The lifecycle against the real Redis, with a queue producer that can be made to fail. */
 describe('TaskLifecycleService', () => {

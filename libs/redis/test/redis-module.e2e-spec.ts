@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { PrivateRedisServer, testConfig, waitFor } from '@app/testing';
-import { createRedis } from './redis.module';
-import { isRedisUnavailableError } from './redis-errors';
+import { createRedis } from '../src/redis.module';
+import { isRedisUnavailableError } from '../src/redis-errors';
 
 describe('createRedis with a command timeout', () => {
   const server = new PrivateRedisServer();

@@ -6,9 +6,12 @@ import type { TaskRecord } from '@app/tasks';
 import { WorkerStatusRepository } from '@app/workers';
 import { cleanRedis, testConfig } from '@app/testing';
 import { Redis } from 'ioredis';
-import { TaskEvents } from '../runtime/task-events';
-import type { TaskRunner } from '../runtime/task-runner';
-import { EVENT_BEAT_MIN_GAP_MS, WorkerHeartbeatService } from './worker-heartbeat.service';
+import { TaskEvents } from '../src/runtime/task-events';
+import type { TaskRunner } from '../src/runtime/task-runner';
+import {
+  EVENT_BEAT_MIN_GAP_MS,
+  WorkerHeartbeatService,
+} from '../src/heartbeat/worker-heartbeat.service';
 
 const taskOf = (id: string) => ({ task_id: id, project_id: 'p', task_type: 'x' }) as TaskRecord;
 

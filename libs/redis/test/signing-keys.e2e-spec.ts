@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { cleanRedis, PrivateRedisServer, testConfig } from '@app/testing';
 import { AppConfig } from '@app/config';
-import { SigningKeys } from './signing-keys';
+import { SigningKeys } from '../src/signing-keys';
 
 const WEBHOOK_SECRET = 'whsec_' + Buffer.from('w'.repeat(32)).toString('base64');
 

@@ -7,7 +7,7 @@ import {
   WORKER_TTL_SECONDS,
   type WorkerBeat,
   WorkerStatusRepository,
-} from './worker-status.repository';
+} from '../src/worker-status.repository';
 
 describe('WorkerStatusRepository (real Redis)', () => {
   let config: AppConfig;
