@@ -51,8 +51,8 @@ export async function memoryBench(): Promise<BenchPart> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const [done, failed] = await Promise.all([
-        redis.scard(`${prefix}:tasks:by_status:completed`),
-        redis.scard(`${prefix}:tasks:by_status:failed`),
+        redis.zcard(`${prefix}:tasks:by_project:bench_memory:status:completed`),
+        redis.zcard(`${prefix}:tasks:by_project:bench_memory:status:failed`),
       ]);
       if (failed > 0) throw new Error(`${failed} image task(s) failed`);
       if (done >= submitted) return;

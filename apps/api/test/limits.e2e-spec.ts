@@ -278,6 +278,22 @@ describe('rate limit per API key on submit', () => {
     expect((await service.http.post('/tasks/submit', image('rl'))).status).toBe(429);
   });
 
+  it("a manual retry counts against the key's submit limit", async () => {
+    const other = await service.http.post('/tasks/submit', image('rl_retry'), { key: KEY_A });
+    expect(other.status).toBe(201);
+    const id = other.body.task_id as string;
+    expect((await service.http.delete(`/tasks/${id}/cancel`, { key: KEY_A })).status).toBe(200);
+    // KEY_A has used 2 of its 3 submits: one retry more, then 429 (cancel-and-retry loops too).
+    expect((await service.http.post(`/tasks/${id}/retry`, undefined, { key: KEY_A })).status).toBe(
+      200,
+    );
+    expect((await service.http.delete(`/tasks/${id}/cancel`, { key: KEY_A })).status).toBe(200);
+    const refused = await service.http.post(`/tasks/${id}/retry`, undefined, { key: KEY_A });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await service.http.get(`/tasks/${id}/status`)).body.status).toBe('cancelled');
+  });
+
   it('buckets live under REDIS_PREFIX and hold a digest, never the key', async () => {
     const stored = await allRedisEntries(service);
     expect(stored).toContain(`${service.config.redis.prefix}:ratelimit:default:submit:`);
@@ -364,6 +380,19 @@ describe('backpressure: a full queue refuses with 503 and loses nothing', () => 
     });
     expect(retried.status).toBe(201);
     expect(retried.headers.get('idempotent-replayed')).toBeNull();
+  });
+
+  it('a manual retry into a full queue is a 503 too, and the task stays as it was', async () => {
+    // Full again: second and three wait. A cancelled task retried would make a third.
+    const cancelled = (await service.http.get('/projects/bp/tasks?status=cancelled')).body
+      .tasks[0] as { task_id: string };
+    const refused = await service.http.post(`/tasks/${cancelled.task_id}/retry`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('30');
+    expect(refused.body.message).toBe('Queue gpu_medium is full; retry later');
+    expect((await service.http.get(`/tasks/${cancelled.task_id}/status`)).body.status).toBe(
+      'cancelled',
+    );
   });
 });
 

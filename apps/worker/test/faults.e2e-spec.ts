@@ -196,14 +196,19 @@ describe('worker faults: SIGKILL and SIGTERM of real worker processes', () => {
 
   it('SIGTERM within the grace period: the running task finishes there, no new job is taken, the process exits', async () => {
     const evidence = path.join(tmp, 'sigterm-finish.log');
-    const first = startWorker({ SHUTDOWN_GRACE: '20' }, evidence);
+    const first = startWorker({ SHUTDOWN_GRACE: '20', LOG_LEVEL: 'info' }, evidence);
     await first.ready();
-    const id = await submit({ duration_ms: 1500, steps: 15 });
+    const id = await submit({ duration_ms: 3000, steps: 30 });
     await untilStarted(evidence, id, 1);
 
     const signalled = Date.now();
     first.child.kill('SIGTERM');
-    // Submitted after the signal: a stopping worker must not take it.
+    // Submitted once the worker has taken the signal (its own line says so; a busy machine may
+    // deliver it late): a stopping worker must not take it.
+    await waitFor(async () => (first.output.includes('SIGTERM: stopping') ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'the worker to take SIGTERM',
+    });
     const later = await submit({ duration_ms: 0 });
     const exit = await first.exited;
     expect(exit).toMatchObject({ code: 0, signal: null });
@@ -276,14 +281,16 @@ describe('worker faults: SIGKILL and SIGTERM of real worker processes', () => {
           evidence,
         );
         await worker.ready();
-        const id = await submit({ duration_ms: 3000, chunk_ms: 3000 }, 'test_busy');
+        // Two chunks of three lock durations: the loss is seen between them, so the run is still
+        // computing (a run whose work were done would finish its writes instead).
+        const id = await submit({ duration_ms: 6000, chunk_ms: 3000 }, 'test_busy');
         await waitFor(async () => (watcher.stalled.includes(id) ? true : undefined), {
           timeoutMs: 15_000,
           what: `job ${id} seen stalled`,
         });
         // Each run lost its lock during its chunk: it stopped and handed the task back (no
         // attempt charged), until the lock-loss budget was spent and the task failed, saying why.
-        const failed = await until(id, 'failed', 90_000);
+        const failed = await until(id, 'failed', 150_000);
         expect(failed.error).toMatch(/lost its job lock 5 times/);
         expect(await record(id)).toMatchObject({ attempts: 1, lock_losses: 4 });
         expect(readEvidence(evidence).filter((e) => e.event === 'start')).toHaveLength(5);
