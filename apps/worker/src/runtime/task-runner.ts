@@ -16,12 +16,13 @@ import {
   type TaskResultRecord,
 } from '@app/tasks';
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { writeOutcome } from './outcome-writer';
 import { ProcessorRegistry } from './processor.registry';
 import { ProgressCoalescer } from './progress-coalescer';
 import { RetryPolicy } from './retry-policy';
 import { startDeadline } from './run-deadline';
 import { removeTempOutput, RunOutput } from './run-output';
-import { RunRegistry } from './run-registry';
+import { RunRegistry, type ActiveRun } from './run-registry';
 import {
   classifyError,
   LockLostError,
@@ -36,10 +37,6 @@ import { STALLED_LIMIT_REASON, WorkerShutdownError } from './worker-shutdown.err
 const REFETCH_DEFER_MS = 1000;
 /** How long a job waits when Redis refused its claim or outcome (the job goes back delayed). */
 const REDIS_UNAVAILABLE_DELAY_MS = 5000;
-/** An outcome write that Redis refuses is tried this often (same operation token) before the
- * job is put back. */
-const OUTCOME_WRITE_TRIES = 5;
-const OUTCOME_WRITE_BACKOFF_MS = 250;
 
 type LogFields = { task_id: string; project_id: string };
 
@@ -175,6 +172,11 @@ export class TaskRunner {
       if (moveErr instanceof TransitionError) return;
       throw moveErr;
     }
+    this.failedLost(task, message);
+  }
+
+  /** A task failed because its runs were lost (the log line and the metric). */
+  private failedLost(task: TaskRecord, message: string): void {
     this.logger.error(fieldsOf(task), `failed: ${message}`);
     this.events.emit({
       type: 'failed',
@@ -234,14 +236,7 @@ export class TaskRunner {
       return 'superseded';
     }
     if (claim.outcome === 'exhausted') {
-      this.logger.error(fieldsOf(task), `failed: ${task.error}`);
-      this.events.emit({
-        type: 'failed',
-        task,
-        attempt: task.attempts,
-        durationMs: 0,
-        errorClass: 'default',
-      });
+      this.failedLost(task, task.error ?? 'runs lost');
       return 'failed';
     }
     if (claim.outcome !== 'started') {
@@ -273,7 +268,7 @@ export class TaskRunner {
     const controller = new AbortController();
     let settle!: () => void;
     const finished = new Promise<void>((resolve) => (settle = resolve));
-    const active = {
+    const active: ActiveRun = {
       runId,
       taskId,
       jobId: job.id!,
@@ -317,54 +312,25 @@ export class TaskRunner {
         controller,
         started,
       );
-      let result = await this.output.resumable(task);
-      active.finishing = result !== undefined;
-      if (result) {
-        ctx.stored = { key: result.media_key, recorded: true, registering: true };
-        this.logger.log(log, 'media already stored; resuming at registering_media');
-      } else {
-        const running: RunningTask<object> = {
-          taskId,
-          projectId: task.project_id,
-          taskType: task.task_type,
-          data,
-          attempt,
-          signal: controller.signal,
-          progress: progress.report,
-        };
-        const output = await this.process(processor, running, controller.signal);
-        active.finishing = true;
-        try {
-          await progress.milestone(0.95, 'uploading_result');
-        } catch (err) {
-          await removeTempOutput(output);
-          throw err;
-        }
-        const object = await this.output.store(task, def, output);
-        ctx.stored = { key: object.key, recorded: false, registering: false };
-        result = {
-          media_key: object.key,
-          content_type: output.media.contentType,
-          payload_media_id: null,
-          metadata: { ...output.metadata, file_size: object.size },
-        };
-      }
+      let result = await this.makeMedia(ctx, def, processor, data, progress, active);
       if (this.output.registers) {
-        if (!ctx.stored.recorded) {
+        if (!ctx.stored!.recorded) {
           // Recorded before registering, so a failed registration is retried from here.
           const pending = result;
-          await this.write((op) => this.moves.recordPendingResult(taskId, runId, pending, { op }));
-          ctx.stored.recorded = true;
+          await writeOutcome((op) =>
+            this.moves.recordPendingResult(taskId, runId, pending, { op }),
+          );
+          ctx.stored!.recorded = true;
         }
         await progress.report(0.97, 'registering_media', true);
-        ctx.stored.registering = true;
+        ctx.stored!.registering = true;
         const id = await this.output.register(task, def, data, result, controller.signal);
         result = { ...result, payload_media_id: id };
       }
       // A cancel or timeout that came while the last step finished still counts.
       if (controller.signal.aborted) throw controller.signal.reason;
       const final: TaskResultRecord = result;
-      await this.write((op) => this.moves.complete(taskId, runId, final, { op }));
+      await writeOutcome((op) => this.moves.complete(taskId, runId, final, { op }));
       this.completed += 1;
       this.logger.log(log, `completed in ${((Date.now() - started) / 1000).toFixed(2)} s`);
       this.events.emit({ type: 'completed', task, attempt, durationMs: Date.now() - started });
@@ -377,6 +343,53 @@ export class TaskRunner {
       this.runs.delete(runId);
       settle();
     }
+  }
+
+  /**
+   * The run's media in storage: what an earlier run stored but could not register (resumed), or
+   * the processor's output, stored. Marks the run finishing once the processor is done.
+   */
+  private async makeMedia(
+    ctx: RunContext,
+    def: TaskDefinition,
+    processor: TaskProcessor<object>,
+    data: object,
+    progress: ProgressCoalescer,
+    active: ActiveRun,
+  ): Promise<TaskResultRecord> {
+    const { task, log } = ctx;
+    const resumed = await this.output.resumable(task);
+    if (resumed) {
+      active.finishing = true;
+      ctx.stored = { key: resumed.media_key, recorded: true, registering: true };
+      this.logger.log(log, 'media already stored; resuming at registering_media');
+      return resumed;
+    }
+    const running: RunningTask<object> = {
+      taskId: task.task_id,
+      projectId: task.project_id,
+      taskType: task.task_type,
+      data,
+      attempt: ctx.attempt,
+      signal: ctx.signal,
+      progress: progress.report,
+    };
+    const output = await this.process(processor, running, ctx.signal);
+    active.finishing = true;
+    try {
+      await progress.milestone(0.95, 'uploading_result');
+    } catch (err) {
+      await removeTempOutput(output);
+      throw err;
+    }
+    const object = await this.output.store(task, def, output);
+    ctx.stored = { key: object.key, recorded: false, registering: false };
+    return {
+      media_key: object.key,
+      content_type: output.media.contentType,
+      payload_media_id: null,
+      metadata: { ...output.metadata, file_size: object.size },
+    };
   }
 
   /**
@@ -409,30 +422,7 @@ export class TaskRunner {
       return 'superseded';
     }
     if (reason instanceof TaskCancelledError) return this.settleCancelled(ctx, durationMs);
-    if (reason instanceof LockLostError) {
-      const losses = task.lock_losses + 1;
-      const limit = 2 * (this.config.tasks.maxRetryAttempts + 1);
-      if (losses > limit) {
-        const message =
-          `the run lost its job lock ${losses} times (its event loop blocked past ` +
-          'WORKER_LOCK_DURATION_MS, or Redis lost the lock); giving up';
-        if (ctx.stored) await this.output.discard(task, ctx.stored.key, ctx.stored.registering);
-        await this.settleWrite(ctx, (op) =>
-          this.moves.fail(
-            task.task_id,
-            runId,
-            { error: message, errorClass: 'lock_lost', clearResult: ctx.stored?.recorded ?? false },
-            { op },
-          ),
-        );
-        this.logger.error(log, `failed: ${message}`);
-        this.events.emit({ type: 'failed', task, attempt, durationMs, errorClass: 'default' });
-      } else {
-        await this.handBack(ctx, 'lock_lost', losses);
-      }
-      // The job is no longer this call's: BullMQ must not move it (the stalled check has).
-      throw new DelayedError();
-    }
+    if (reason instanceof LockLostError) return this.settleLockLost(ctx, durationMs);
     if (reason instanceof WorkerShutdownError) {
       if ((await this.handBack(ctx, 'shutdown')) !== 'handed_back') return 'cancelled';
       return this.requeue(
@@ -505,6 +495,36 @@ export class TaskRunner {
   }
 
   /**
+   * A run that lost its job lock: the task goes back uncharged (one more lock loss), or fails
+   * naming the lock once that happened 2 × (MAX_RETRY_ATTEMPTS + 1) times. The job is no longer
+   * this call's: BullMQ must not move it (the stalled check has), hence DelayedError.
+   */
+  private async settleLockLost(ctx: RunContext, durationMs: number): Promise<never> {
+    const { task, runId, attempt, log } = ctx;
+    const losses = task.lock_losses + 1;
+    const limit = 2 * (this.config.tasks.maxRetryAttempts + 1);
+    if (losses > limit) {
+      const message =
+        `the run lost its job lock ${losses} times (its event loop blocked past ` +
+        'WORKER_LOCK_DURATION_MS, or Redis lost the lock); giving up';
+      if (ctx.stored) await this.output.discard(task, ctx.stored.key, ctx.stored.registering);
+      await this.settleWrite(ctx, (op) =>
+        this.moves.fail(
+          task.task_id,
+          runId,
+          { error: message, errorClass: 'lock_lost', clearResult: ctx.stored?.recorded ?? false },
+          { op },
+        ),
+      );
+      this.logger.error(log, `failed: ${message}`);
+      this.events.emit({ type: 'failed', task, attempt, durationMs, errorClass: 'default' });
+    } else {
+      await this.handBack(ctx, 'lock_lost', losses);
+    }
+    throw new DelayedError();
+  }
+
+  /**
    * A cancelled run: its stored output is removed (with the pending result pointing at it), but
    * only while the record is still this run's cancelled one — a manual retry's new run may be
    * writing the same key — and never while a Payload document may point at it.
@@ -566,7 +586,7 @@ export class TaskRunner {
     move: (op: string) => Promise<unknown>,
   ): Promise<string> {
     try {
-      await this.write(move);
+      await writeOutcome(move);
       return 'written';
     } catch (err) {
       if (err instanceof TaskCancelledError)
@@ -577,29 +597,6 @@ export class TaskRunner {
         return this.postpone(ctx.job, ctx.token, REDIS_UNAVAILABLE_DELAY_MS);
       }
       throw err;
-    }
-  }
-
-  /**
-   * One outcome write, tried again with the same operation token while Redis refuses it (so a
-   * write that did land answers as such). A refusal by the state machine becomes the reason:
-   * TaskCancelledError when the task was cancelled, RunSupersededError otherwise.
-   */
-  private async write(move: (op: string) => Promise<unknown>): Promise<void> {
-    const op = randomUUID();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await move(op);
-        return;
-      } catch (err) {
-        if (err instanceof TransitionError) {
-          throw err.reason === 'illegal' && err.current === 'cancelled'
-            ? new TaskCancelledError()
-            : new RunSupersededError(`the record no longer lets this run finish (${err.message})`);
-        }
-        if (!isRedisUnavailableError(err) || attempt >= OUTCOME_WRITE_TRIES) throw err;
-        await new Promise((r) => setTimeout(r, OUTCOME_WRITE_BACKOFF_MS * 2 ** (attempt - 1)));
-      }
     }
   }
 
