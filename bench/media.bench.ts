@@ -15,7 +15,7 @@ import {
   validateTaskData,
   type TaskDefinition,
 } from '@app/tasks';
-import { TestFileServer } from '@app/testing';
+import { TestFileServer, TestSigningKeysModule } from '@app/testing';
 import { encoderArgs, ffmpegPath } from '../apps/worker/src/media/video/ffmpeg.encoder';
 import { GenerateImageModule } from '../apps/worker/src/processors/generate-image/generate-image.module';
 import { GenerateImageProcessor } from '../apps/worker/src/processors/generate-image/generate-image.processor';
@@ -182,6 +182,7 @@ export async function mediaBench(): Promise<BenchPart> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       ConfigModule.forRoot(config),
+      TestSigningKeysModule,
       GenerateImageModule,
       GenerateVideoModule,
       RenderAnimationModule,

@@ -45,7 +45,7 @@ interface Bare {
  */
 async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
-  redis.defineCommand('amsCreateTask', { numberOfKeys: 4, lua: CREATE_TASK });
+  redis.defineCommand('benchCreateTask', { numberOfKeys: 5, lua: CREATE_TASK });
   const commands = redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>;
   redis.defineCommand('amsRateLimitHit', {
     numberOfKeys: 2,
@@ -100,12 +100,13 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
           retries: '0',
         };
         const key = `${prefix}:tasks:${id}`;
-        const position = await commands.amsCreateTask.call(
+        const position = await commands.benchCreateTask.call(
           redis,
           key,
           qk('wait'),
           qk('prioritized'),
           qk('delayed'),
+          `${prefix}:none`,
           prefix,
           id,
           body.project_id,
@@ -114,6 +115,9 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
           now,
           10_000_000,
           toBullPriority(body.priority),
+          id, // the create's operation token
+          '', // no Idempotency-Key entry
+          0,
           ...Object.entries(fields).flat(),
         );
         await queue.add(
