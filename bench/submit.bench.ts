@@ -47,7 +47,7 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   redis.defineCommand('benchCreateTask', { numberOfKeys: 5, lua: CREATE_TASK });
   const commands = redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>;
-  redis.defineCommand('amsRateLimitHit', {
+  redis.defineCommand('rateLimitHit', {
     numberOfKeys: 2,
     lua: new ThrottlerStorageRedisService(redis).scriptSrc,
   });
@@ -66,7 +66,7 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
           metadata: unknown;
           priority: 1 | 2 | 3;
         };
-        await commands.amsRateLimitHit.call(
+        await commands.rateLimitHit.call(
           redis,
           `${prefix}:ratelimit:submit:hits`,
           `${prefix}:ratelimit:submit:blocked`,

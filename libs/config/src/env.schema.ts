@@ -52,6 +52,11 @@ export class EnvSchema {
   @IsUrl({ protocols: ['redis', 'rediss'], require_tld: false, require_protocol: true })
   REDIS_URL: string = 'redis://127.0.0.1:6379';
 
+  /**
+   * Prefix of every Redis key the service owns. The default `ams` ("AI movie service") is what
+   * deployments already store their tasks under, so it stays; the k8s objects carry the same short
+   * name (`ams-api`, `ams-worker`).
+   */
   @Matches(/^[A-Za-z0-9_.-]{1,40}$/, { message: 'REDIS_PREFIX must be 1-40 of A-Z a-z 0-9 _ . -' })
   REDIS_PREFIX: string = 'ams';
 

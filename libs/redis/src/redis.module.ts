@@ -26,7 +26,7 @@ export function createRedis(
 ): Redis {
   const client = new Redis(config.redis.url, {
     ...redisOptions(),
-    connectionName: `ams-${name}`,
+    connectionName: `movie-task-service-${name}`,
     ...(commandTimeoutMs ? { commandTimeout: commandTimeoutMs } : {}),
   });
   if (commandTimeoutMs) dropTimedOutOfflineCommands(client);

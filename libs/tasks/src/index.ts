@@ -1,5 +1,5 @@
 export * from './queues';
-export * from './queue/cancel-bus';
+export * from './cancel/cancel-bus';
 export * from './queue/task-queue.service';
 export * from './records/task-status';
 export * from './records/task.record';

@@ -3,7 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { UnsafeUrlError, UrlPolicy } from '@app/net';
 import { TaskQueueService } from './queue/task-queue.service';
-import { CancelBus } from './queue/cancel-bus';
+import { CancelBus } from './cancel/cancel-bus';
 import type { TaskPriority } from './queues';
 import { isRedisUnavailableError } from '@app/redis';
 import type { TaskRecord } from './records/task.record';

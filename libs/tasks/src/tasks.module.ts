@@ -3,7 +3,7 @@ import { Module } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { NetModule } from '@app/net';
 import { bullConnection } from '@app/redis';
-import { CancelBus } from './queue/cancel-bus';
+import { CancelBus } from './cancel/cancel-bus';
 import { BULL_PREFIX_PART, TaskQueueService } from './queue/task-queue.service';
 import { ALL_QUEUES } from './queues';
 import { TaskRepository } from './records/task.repository';

@@ -70,11 +70,7 @@ return 1
 `;
 
 interface BeatingRedis extends Redis {
-  amsWorkerBeat(
-    hashKey: string,
-    indexKey: string,
-    ...args: Array<string | number>
-  ): Promise<number>;
+  workerBeat(hashKey: string, indexKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
 /** `workers:{id}` hashes with a TTL, and `workers:active` (sorted by last beat) to list them. */
@@ -85,8 +81,8 @@ export class WorkerStatusRepository {
     private readonly config: AppConfig,
   ) {
     // defineCommand is idempotent per client; EVALSHA with a fallback to EVAL.
-    if (!('amsWorkerBeat' in redis)) {
-      redis.defineCommand('amsWorkerBeat', { numberOfKeys: 2, lua: BEAT });
+    if (!('workerBeat' in redis)) {
+      redis.defineCommand('workerBeat', { numberOfKeys: 2, lua: BEAT });
     }
   }
 
@@ -101,7 +97,7 @@ export class WorkerStatusRepository {
   /** Writes one beat in one round trip. */
   async beat(record: WorkerBeat): Promise<void> {
     const now = Date.parse(record.last_heartbeat);
-    await (this.redis as BeatingRedis).amsWorkerBeat(
+    await (this.redis as BeatingRedis).workerBeat(
       this.key(record.worker_id),
       this.indexKey,
       WORKER_TTL_SECONDS,

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
  * runs the library's script.
  */
 type RateLimitRedis = Redis & {
-  amsRateLimitHit(hits: string, blocked: string, ...args: Array<string | number>): Promise<unknown>;
+  rateLimitHit(hits: string, blocked: string, ...args: Array<string | number>): Promise<unknown>;
 };
 
 export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
@@ -20,8 +20,8 @@ export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
   ) {
     super(redis);
     // EVALSHA of the library's script (EVAL would send and hash its whole text on every submit).
-    if (!('amsRateLimitHit' in redis)) {
-      redis.defineCommand('amsRateLimitHit', { numberOfKeys: 2, lua: this.scriptSrc });
+    if (!('rateLimitHit' in redis)) {
+      redis.defineCommand('rateLimitHit', { numberOfKeys: 2, lua: this.scriptSrc });
     }
   }
 
@@ -33,7 +33,7 @@ export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
     const base = redisKey(this.prefix, 'ratelimit', throttlerName, key);
-    const results: unknown = await (this.redis as RateLimitRedis).amsRateLimitHit(
+    const results: unknown = await (this.redis as RateLimitRedis).rateLimitHit(
       `${base}:hits`,
       `${base}:blocked`,
       throttlerName,
