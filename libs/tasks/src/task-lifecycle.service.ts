@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { UnsafeUrlError, UrlPolicy } from '@app/net';
+import { isRedisUnavailableError } from '@app/redis';
 import { TaskQueueService } from './queue/task-queue.service';
 import { CancelBus } from './cancel/cancel-bus';
 import type { TaskPriority } from './queues';
-import { isRedisUnavailableError } from '@app/redis';
 import type { TaskRecord } from './records/task.record';
 import { TaskRepository, type IdempotencyWrite } from './records/task.repository';
 import { TaskStateMachine, TransitionError } from './records/task-state.machine';
@@ -173,13 +173,7 @@ export class TaskLifecycleService {
   private async enqueueOrFail(task: TaskRecord, jobId: string): Promise<void> {
     const fields = { task_id: task.task_id, project_id: task.project_id };
     try {
-      await this.queues.enqueue(
-        task.queue,
-        task.task_type,
-        { task_id: task.task_id, project_id: task.project_id },
-        jobId,
-        task.priority,
-      );
+      await this.queues.enqueue(task.queue, task.task_type, fields, jobId, task.priority);
     } catch (err) {
       if (isRedisUnavailableError(err)) {
         this.logger.warn(

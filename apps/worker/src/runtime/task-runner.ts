@@ -203,7 +203,7 @@ export class TaskRunner {
       // (the stalled check gave the job back). It stops; this one waits until it has.
       this.runs.abort(this.runs.computingByJob(job.id!), new LockLostError());
       this.logger.warn(log, `job ${job.id} fetched again while its earlier run winds down here`);
-      return this.postpone(job, token, REFETCH_DEFER_MS);
+      return this.postpone(job, token, Date.now() + REFETCH_DEFER_MS);
     }
     if (this.handingBack) {
       // Rare (shutdown): a job whose record is gone or superseded falls through and is dropped.
@@ -224,7 +224,7 @@ export class TaskRunner {
     } catch (err) {
       if (!isRedisUnavailableError(err)) throw err;
       this.logger.warn(log, `could not claim (${errorMessage(err)}); job back in a while`);
-      return this.postpone(job, token, REDIS_UNAVAILABLE_DELAY_MS);
+      return this.postpone(job, token, Date.now() + REDIS_UNAVAILABLE_DELAY_MS);
     }
     if (claim.outcome === 'missing') {
       this.logger.warn(log, `job ${job.id} has no task record; dropped`);
@@ -424,7 +424,9 @@ export class TaskRunner {
     if (reason instanceof TaskCancelledError) return this.settleCancelled(ctx, durationMs);
     if (reason instanceof LockLostError) return this.settleLockLost(ctx, durationMs);
     if (reason instanceof WorkerShutdownError) {
-      if ((await this.handBack(ctx, 'shutdown')) !== 'handed_back') return 'cancelled';
+      // Not ours any more: nothing to hand back. Not recorded (Redis): the job still goes back,
+      // and the takeover of this lost run charges nothing.
+      if ((await this.handBack(ctx, 'shutdown')) === 'not_ours') return 'cancelled';
       return this.requeue(
         ctx.job,
         ctx.token,
@@ -435,7 +437,7 @@ export class TaskRunner {
     if (isRedisUnavailableError(reason)) {
       this.logger.warn(log, `Redis refused the run's writes (${errorMessage(reason)})`);
       await this.handBack(ctx, 'redis_unavailable');
-      return this.postpone(ctx.job, ctx.token, REDIS_UNAVAILABLE_DELAY_MS);
+      return this.postpone(ctx.job, ctx.token, Date.now() + REDIS_UNAVAILABLE_DELAY_MS);
     }
 
     const cls = classifyError(reason);
@@ -472,8 +474,7 @@ export class TaskRunner {
         errorClass: cls,
         delayMs: decision.delayMs,
       });
-      await ctx.job.moveToDelayed(due.getTime(), ctx.token);
-      throw new DelayedError();
+      return this.postpone(ctx.job, ctx.token, due.getTime());
     }
     if (ctx.stored) {
       // Payload refusing the registration outright (credentials, validation) made no document.
@@ -594,7 +595,7 @@ export class TaskRunner {
       if (err instanceof RunSupersededError) return 'superseded';
       if (isRedisUnavailableError(err)) {
         await this.handBack(ctx, 'redis_unavailable');
-        return this.postpone(ctx.job, ctx.token, REDIS_UNAVAILABLE_DELAY_MS);
+        return this.postpone(ctx.job, ctx.token, Date.now() + REDIS_UNAVAILABLE_DELAY_MS);
       }
       throw err;
     }
@@ -624,7 +625,7 @@ export class TaskRunner {
       log,
       `task type ${job.name} is unknown to this worker; job back in ${delay} ms`,
     );
-    return this.postpone(job, token, delay);
+    return this.postpone(job, token, Date.now() + delay);
   }
 
   /**
@@ -634,10 +635,10 @@ export class TaskRunner {
   private async postpone(
     job: Job<TaskJobData>,
     token: string | undefined,
-    delayMs: number,
+    dueAt: number,
   ): Promise<never> {
     try {
-      await job.moveToDelayed(Date.now() + delayMs, token);
+      await job.moveToDelayed(dueAt, token);
     } catch (err) {
       this.logger.warn(
         { task_id: job.data.task_id, project_id: job.data.project_id },
