@@ -57,11 +57,10 @@ describe('object storage and Payload registration', () => {
     return Buffer.from(await out.Body!.transformToByteArray());
   }
 
-  async function runToEnd(body: unknown) {
+  async function runToEnd(body: unknown, steps: string[] = []) {
     const submitted = await service.http.post('/tasks/submit', body);
     expect(submitted.status).toBe(201);
     const id = submitted.body.task_id as string;
-    const steps: string[] = [];
     const final = await waitFor(
       async () => {
         const s = (await service.http.get(`/tasks/${id}/status`)).body;
@@ -97,11 +96,24 @@ describe('object storage and Payload registration', () => {
       height: 256,
       seed: 11,
     };
-    const { id, final, steps } = await runToEnd({
-      project_id: PROJECT,
-      task_type: 'generate_image',
-      task_data: taskData,
-    });
+    // Registration is held until a poll has seen its step: the step lasts as long as the
+    // upload, which on a fast machine is shorter than the polling interval.
+    const seen: string[] = [];
+    payload.beforeCreate = () =>
+      waitFor(async () => (seen.includes('registering_media') ? true : undefined), {
+        timeoutMs: 60_000,
+        what: 'a poll to see registering_media',
+      }).then(() => undefined);
+    let run: Awaited<ReturnType<typeof runToEnd>>;
+    try {
+      run = await runToEnd(
+        { project_id: PROJECT, task_type: 'generate_image', task_data: taskData },
+        seen,
+      );
+    } finally {
+      payload.beforeCreate = undefined;
+    }
+    const { id, final, steps } = run;
     expect(final.status).toBe('completed');
     expect(steps).toContain('registering_media');
     const key = `projects/${PROJECT}/image/${id}/output.jpg`;

@@ -34,6 +34,8 @@ export class TestPayloadServer {
    * of a task that both looked up and found nothing create at the same time.
    */
   holdCreatesUntil = 0;
+  /** Awaited before each create is answered (a test holds registration while it looks). */
+  beforeCreate?: () => Promise<void>;
   private heldCreates: Array<() => void> = [];
   private server?: http.Server;
   private nextId = 1;
@@ -100,6 +102,7 @@ export class TestPayloadServer {
     }
     if (req.method === 'POST' && url.pathname === base) {
       await this.holdCreate();
+      await this.beforeCreate?.();
       // Payload reads multipart with a real parser; so do we (undici's FormData).
       const form = await new Response(raw, {
         headers: { 'content-type': req.headers['content-type'] ?? '' },
