@@ -1,19 +1,38 @@
 import { Global, Module } from '@nestjs/common';
+import { AppConfig } from '@app/config';
 import { GpuService } from './gpu.service';
 import { GpuDeviceMonitor } from './gpu-device.monitor';
-import { ModelRegistry } from './model-registry';
+import {
+  bundledModelsDir,
+  DirectoryModelSource,
+  MODEL_SOURCES,
+  ModelRepository,
+  PackageModelSource,
+  type ModelSource,
+} from './models';
+
+/** The model sources, highest precedence first: a deployment's own folder overrides the rest. */
+export function defaultModelSources(config: AppConfig): ModelSource[] {
+  const bundled = bundledModelsDir();
+  return [
+    new DirectoryModelSource('models_dir', config.gpu.modelsDir),
+    ...(bundled ? [new DirectoryModelSource('bundled', bundled)] : []),
+    new PackageModelSource(),
+  ];
+}
 
 /**
  * Global because the tfjs engine is one per process: every processor module shares the single
- * GpuService instead of starting its own.
+ * GpuService and ModelRepository instead of starting its own.
  */
 @Global()
 @Module({
   providers: [
     GpuService,
     { provide: GpuDeviceMonitor, useFactory: () => new GpuDeviceMonitor() },
-    ModelRegistry,
+    { provide: MODEL_SOURCES, useFactory: defaultModelSources, inject: [AppConfig] },
+    ModelRepository,
   ],
-  exports: [GpuService, GpuDeviceMonitor, ModelRegistry],
+  exports: [GpuService, GpuDeviceMonitor, ModelRepository, MODEL_SOURCES],
 })
 export class GpuModule {}

@@ -2,7 +2,7 @@ export * from './gpu.module';
 export * from './gpu.service';
 export * from './gpu-device.monitor';
 export * from './gpu-health.indicator';
-export * from './model-registry';
+export * from './models';
 export * from './tensor-scope';
 export {
   CUDA_TFJS_PACKAGE,

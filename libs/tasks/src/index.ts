@@ -13,6 +13,7 @@ export * from './task-types/task-definition';
 export * from './task-types/task-definitions';
 export * from './task-types/task-data.validator';
 export * from './task-types/input-url.validator';
+export * from './task-types/safety-check.option';
 export * from './task-types/generate-image/generate-image.task';
 export * from './task-types/generate-video/generate-video.task';
 export * from './task-types/generate-video/video-output.options';

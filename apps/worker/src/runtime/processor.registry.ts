@@ -2,7 +2,7 @@ import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { AppConfig } from '@app/config';
 import { TaskDefinitions, type TaskDefinition } from '@app/tasks';
-import { getProcessorContract, type TaskProcessor } from './task-processor';
+import { getProcessorContract, getProcessorModels, type TaskProcessor } from './task-processor';
 
 /**
  * Finds the processors (classes marked @TaskProcessorFor) that DI built and checks at boot that
@@ -12,6 +12,7 @@ import { getProcessorContract, type TaskProcessor } from './task-processor';
 export class ProcessorRegistry implements OnModuleInit {
   private readonly logger = new Logger(ProcessorRegistry.name);
   private readonly processors = new Map<string, TaskProcessor>();
+  private readonly models = new Map<string, readonly string[]>();
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -30,6 +31,7 @@ export class ProcessorRegistry implements OnModuleInit {
       }
       if (this.processors.has(type)) throw new Error(`Two processors for task type '${type}'`);
       this.processors.set(type, wrapper.instance as TaskProcessor);
+      this.models.set(type, getProcessorModels(wrapper.metatype!));
     }
     const missing = this.served().filter((d) => !this.processors.has(d.type));
     if (missing.length > 0) {
@@ -48,6 +50,11 @@ export class ProcessorRegistry implements OnModuleInit {
   /** Task types whose queue this worker consumes. */
   served(): TaskDefinition[] {
     return this.definitions.all().filter((d) => this.config.worker.queues.includes(d.queue));
+  }
+
+  /** The models the processors of served task types declared (what the worker preloads). */
+  servedModels(): string[] {
+    return [...new Set(this.served().flatMap((d) => this.models.get(d.type) ?? []))];
   }
 
   get(type: string): TaskProcessor | undefined {

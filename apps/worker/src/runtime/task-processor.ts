@@ -46,6 +46,16 @@ export interface TaskProcessor<TData = unknown> {
 }
 
 const TASK_PROCESSOR_CONTRACT = Symbol('task-processor:contract');
+const TASK_PROCESSOR_MODELS = Symbol('task-processor:models');
+
+export interface TaskProcessorOptions {
+  /**
+   * Models of the ModelRepository this processor runs (by name). A worker serving the task type
+   * loads and warms them up at boot (MODEL_PRELOAD=declared) and is not ready before; a processor
+   * may still `use` others, loaded on first use.
+   */
+  readonly models?: readonly string[];
+}
 
 /**
  * Marks a class as the processor of one task type, given by its contract; the registry finds it
@@ -54,9 +64,11 @@ const TASK_PROCESSOR_CONTRACT = Symbol('task-processor:contract');
  */
 export function TaskProcessorFor<TData extends object>(
   contract: TaskDefinition<TData>,
+  options: TaskProcessorOptions = {},
 ): <C extends Type<TaskProcessor<TData>>>(target: C) => void {
   return (target) => {
     Reflect.defineMetadata(TASK_PROCESSOR_CONTRACT, contract, target);
+    Reflect.defineMetadata(TASK_PROCESSOR_MODELS, options.models ?? [], target);
     Injectable()(target);
   };
 }
@@ -64,4 +76,9 @@ export function TaskProcessorFor<TData extends object>(
 /** The contract a class was marked with by @TaskProcessorFor, if any. */
 export function getProcessorContract(target: object): TaskDefinition | undefined {
   return Reflect.getMetadata(TASK_PROCESSOR_CONTRACT, target) as TaskDefinition | undefined;
+}
+
+/** The models a class marked by @TaskProcessorFor declared. */
+export function getProcessorModels(target: object): readonly string[] {
+  return (Reflect.getMetadata(TASK_PROCESSOR_MODELS, target) as readonly string[] | undefined) ?? [];
 }
