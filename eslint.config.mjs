@@ -19,9 +19,12 @@ const MEDIA_MODULES = [
   '@ffmpeg-installer/*',
   'mespeak',
   '@breezystack/lamejs',
+  '@upscalerjs/*',
+  '@vladmandic/*',
+  'nsfwjs',
 ];
 // For esquery selectors, which end a regex at any '/': slashes written as \x2F.
-const MEDIA_MODULE_REGEX = String.raw`^(sharp|@img\x2F.*|@tensorflow\x2F.*|@ffmpeg-installer\x2F.*|mespeak|@breezystack\x2Flamejs|@app\x2Fgpu)(\x2F.*)?$`;
+const MEDIA_MODULE_REGEX = String.raw`^(sharp|@img\x2F.*|@tensorflow\x2F.*|@ffmpeg-installer\x2F.*|mespeak|@breezystack\x2Flamejs|@upscalerjs\x2F.*|@vladmandic\x2F.*|nsfwjs|@app\x2Fgpu)(\x2F.*)?$`;
 const API_BOUNDARY_MESSAGE =
   'The API and the libs it loads never load media, model, GPU or worker code: put it in apps/worker (see eslint.config.mjs).';
 const API_SIDE_FILES = [

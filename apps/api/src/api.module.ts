@@ -24,6 +24,7 @@ import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { IdempotencyService } from './tasks/idempotency.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TaskViews } from './tasks/task-views';
+import { ModelsController } from './models/models.controller';
 import { WorkersController } from './workers/workers.controller';
 
 /**
@@ -52,6 +53,7 @@ export class ApiModule {
         TasksController,
         ProjectsController,
         WorkersController,
+        ModelsController,
         HealthController,
         MediaController,
       ],

@@ -137,6 +137,7 @@ describe('workers status: seed 001 WorkerStatus of a real worker process', () =>
         gpus,
         heartbeat_interval: 10,
         started_at: new Date().toISOString(),
+        models: [],
       });
     try {
       await beat(0);

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '@app/config';
-import { GpuDeviceMonitor, type GpuService } from '@app/gpu';
+import { GpuDeviceMonitor, type GpuService, type ModelRepository } from '@app/gpu';
 import { redisKey } from '@app/redis';
 import type { TaskRecord } from '@app/tasks';
 import { WorkerStatusRepository } from '@app/workers';
@@ -59,6 +59,7 @@ describe('WorkerHeartbeatService coalescing (real Redis)', () => {
       new GpuDeviceMonitor(async () => '', 1000, 0),
       events,
       config,
+      { states: () => [], onEvent: () => () => undefined } as unknown as ModelRepository,
     );
     jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
     await service.onApplicationBootstrap();

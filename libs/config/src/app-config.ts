@@ -60,7 +60,15 @@ export class AppConfig {
     lockDurationMs: number;
     stalledIntervalMs: number;
   };
-  readonly gpu!: { backend: TfjsBackendChoice; modelsDir: string; modelCacheBytes: number };
+  readonly gpu!: {
+    backend: TfjsBackendChoice;
+    modelsDir: string;
+    modelCacheBytes: number;
+    modelsFromStorage: boolean;
+    modelCacheDir: string;
+    /** MODEL_PRELOAD: whether the declared models, and which others by name. */
+    modelPreload: { declared: boolean; names: readonly string[] };
+  };
   readonly storage!: {
     driver: StorageDriverName;
     localDir: string;
@@ -194,6 +202,9 @@ export class AppConfig {
         backend: e.TFJS_BACKEND,
         modelsDir: path.resolve(e.MODELS_DIR),
         modelCacheBytes: e.MODEL_CACHE_BYTES,
+        modelsFromStorage: e.MODELS_FROM_STORAGE,
+        modelCacheDir: path.resolve(e.MODEL_CACHE_DIR),
+        modelPreload: parsePreload(e.MODEL_PRELOAD),
       },
       storage: {
         driver: e.STORAGE_DRIVER,
@@ -359,4 +370,10 @@ export function loadDotEnv(file = '.env'): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+}
+
+function parsePreload(value: string): { declared: boolean; names: string[] } {
+  if (value === 'none') return { declared: false, names: [] };
+  const items = value.split(',');
+  return { declared: items.includes('declared'), names: items.filter((i) => i !== 'declared') };
 }

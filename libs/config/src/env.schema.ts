@@ -332,12 +332,38 @@ export class EnvSchema {
   @Max(1024 * 1024 * 1024)
   API_BODY_DISCARD_LIMIT: number = 64 * 1024 * 1024;
 
-  // --- Models (libs/gpu model registry) ---------------------------------------------------
+  // --- Models (libs/gpu model repository) -------------------------------------------------
 
-  /** Folder of tfjs models: MODELS_DIR/<name>/model.json (GraphModel or LayersModel). */
+  /**
+   * A deployment's own models, laid out as Triton's: MODELS_DIR/<name>/<version>/config.json
+   * with the version's files. Overrides every other source for the same name and version.
+   */
   @IsString()
   @IsNotEmpty()
   MODELS_DIR: string = './models';
+
+  /**
+   * Whether the object storage's `models/<name>/<version>/` objects are a model source too
+   * (downloaded once into MODEL_CACHE_DIR, checked against config.json's sizes and digests).
+   */
+  @IsBoolean()
+  @Transform(toBool)
+  MODELS_FROM_STORAGE: boolean = true;
+
+  /** Where versions downloaded from object storage are kept. */
+  @IsString()
+  @IsNotEmpty()
+  MODEL_CACHE_DIR: string = './.model-cache';
+
+  /**
+   * What a worker loads and warms up at boot (it is not ready before): `declared`, the models its
+   * served task types declare; `none`, nothing (models load on first use); or a comma-separated
+   * list of model names, where `declared` may appear too (`declared,my-model`).
+   */
+  @Matches(/^(none|[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(,[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*)$/, {
+    message: 'MODEL_PRELOAD must be declared, none, or a comma-separated list of model names',
+  })
+  MODEL_PRELOAD: string = 'declared';
 
   /** Memory budget of loaded models, bytes; least recently used ones are evicted past it. */
   @IsInt()

@@ -11,6 +11,22 @@ export interface StoredObject {
   readonly contentType: string;
 }
 
+/** An object's key and size, as `list` gives them. */
+export interface ListedObject {
+  readonly key: string;
+  readonly size: number;
+}
+
+/**
+ * Keys of the models area, `models/<name>/<version>/<file>`: readable with `get` and `list` (the
+ * model repository's object-storage source), never written or handed out by the service.
+ */
+const MODEL_KEY = /^models(\/[A-Za-z0-9_.-]+)+$/;
+
+export function isModelKey(key: string): boolean {
+  return MODEL_KEY.test(key) && !key.split('/').some((p) => p === '.' || p === '..');
+}
+
 export interface ObjectStream {
   readonly stream: Readable;
   readonly size: number;
@@ -24,8 +40,10 @@ export interface ObjectStream {
 export abstract class StorageDriver {
   abstract readonly name: string;
   abstract put(key: string, body: StorageBody, contentType: string): Promise<StoredObject>;
-  /** null when the object does not exist. */
+  /** null when the object does not exist. Also reads model keys (`models/...`, see isModelKey). */
   abstract get(key: string): Promise<ObjectStream | null>;
+  /** Objects under `prefix` (a models area folder, `models/...`/), in key order. */
+  abstract list(prefix: string): Promise<ListedObject[]>;
   abstract delete(key: string): Promise<void>;
   /** A URL a client can download the object from without our API key. */
   abstract url(key: string): Promise<string>;

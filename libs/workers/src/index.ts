@@ -1,2 +1,3 @@
 export * from './worker-status.repository';
 export * from './workers.module';
+export * from './model-catalog.repository';

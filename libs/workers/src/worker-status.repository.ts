@@ -16,6 +16,20 @@ export interface WorkerGpu {
   utilization_percent: number;
 }
 
+/** A model a worker holds, is loading, or failed to load (its ModelRepository's state). */
+export interface WorkerModel {
+  name: string;
+  version?: string;
+  state: 'loading' | 'ready' | 'failed';
+  backend?: string;
+  bytes?: number;
+  load_ms?: number;
+  warmup_ms?: number;
+  loaded_at?: string;
+  inferences?: number;
+  error?: string;
+}
+
 /**
  * Seed 001 "Worker Status", as a worker writes it. `status` is what the worker says of itself:
  * `busy` when every slot it has (the sum of its queues' concurrency) runs a task, `active` when
@@ -39,6 +53,8 @@ export interface WorkerBeat {
   /** Its WORKER_HEARTBEAT_INTERVAL, seconds: how soon the next beat is due. */
   heartbeat_interval: number;
   started_at: string;
+  /** Models in its memory (or loading, or failed), most recently used first. */
+  models: WorkerModel[];
 }
 
 /**
@@ -132,6 +148,8 @@ export class WorkerStatusRepository {
       record.heartbeat_interval,
       'started_at',
       record.started_at,
+      'models',
+      JSON.stringify(record.models),
     );
   }
 
@@ -178,6 +196,7 @@ export class WorkerStatusRepository {
       gpus: JSON.parse(h.gpus || '[]') as WorkerGpu[],
       heartbeat_interval: interval,
       started_at: h.started_at,
+      models: JSON.parse(h.models || '[]') as WorkerModel[],
     };
   }
 }

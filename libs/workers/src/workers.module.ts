@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { ModelCatalogRepository } from './model-catalog.repository';
 import { WorkerStatusRepository } from './worker-status.repository';
 
 /**
@@ -6,7 +7,7 @@ import { WorkerStatusRepository } from './worker-status.repository';
  * and health. Uses the global Redis connection and config.
  */
 @Module({
-  providers: [WorkerStatusRepository],
-  exports: [WorkerStatusRepository],
+  providers: [WorkerStatusRepository, ModelCatalogRepository],
+  exports: [WorkerStatusRepository, ModelCatalogRepository],
 })
 export class WorkersModule {}

@@ -27,6 +27,7 @@ describe('WorkerStatusRepository (real Redis)', () => {
     backend: 'wasm',
     device: 'cpu',
     gpus: [],
+    models: [],
     heartbeat_interval: 10,
     started_at: '2026-01-01T00:00:00.000Z',
     ...over,

@@ -18,6 +18,7 @@ const worker = (over: Partial<WorkerStatusRecord> = {}): WorkerStatusRecord => (
   backend: 'wasm',
   device: 'cpu',
   gpus: [],
+  models: [],
   heartbeat_interval: 10,
   started_at: new Date().toISOString(),
   ...over,

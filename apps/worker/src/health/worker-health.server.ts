@@ -6,12 +6,13 @@ import { AppConfig } from '@app/config';
 import { GpuHealthIndicator } from '@app/gpu';
 import { RedisHealthIndicator } from '@app/observability';
 import { WorkerMetrics } from '../metrics/worker-metrics.service';
+import { ModelPreloader } from '../models/model-preloader';
 import { WORKER_HEALTH_PATHS } from './worker-health.paths';
 import { WorkerReadiness } from './worker-readiness';
 
 /**
  * The worker's small HTTP server: liveness (the event loop answers), readiness (booted, Redis
- * answers within a bound, tfjs backend up) and metrics. Plain node:http: three GET routes do not
+ * answers within a bound, tfjs backend up, declared models warm) and metrics. Plain node:http: three GET routes do not
  * need a framework, and the worker stays an application context.
  */
 export class WorkerHealthServer implements OnApplicationShutdown {
@@ -25,6 +26,7 @@ export class WorkerHealthServer implements OnApplicationShutdown {
     private readonly gpu: GpuHealthIndicator,
     private readonly metrics: WorkerMetrics,
     private readonly config: AppConfig,
+    private readonly preloader: ModelPreloader,
   ) {}
 
   /** The port it listens on, or undefined when WORKER_HEALTH_PORT=0 (off). */
@@ -87,6 +89,7 @@ export class WorkerHealthServer implements OnApplicationShutdown {
       () => this.readiness.check(),
       () => this.redis.check(),
       () => this.gpu.check(),
+      () => this.preloader.check(),
     ]);
   }
 }
@@ -109,6 +112,7 @@ export const workerHealthServerProvider: Provider = {
     GpuHealthIndicator,
     WorkerMetrics,
     AppConfig,
+    ModelPreloader,
   ],
   useFactory: async (...deps: ConstructorParameters<typeof WorkerHealthServer>) => {
     const server = new WorkerHealthServer(...deps);
@@ -120,6 +124,7 @@ export const workerHealthServerProvider: Provider = {
 /** Everything the worker needs for health, metrics and heartbeats (WorkerModule providers). */
 export const WORKER_OPERATIONS_PROVIDERS: Provider[] = [
   WorkerMetrics,
+  ModelPreloader,
   WorkerReadiness,
   RedisHealthIndicator,
   GpuHealthIndicator,

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { GpuDeviceMonitor, type GpuService } from '@app/gpu';
+import { GpuDeviceMonitor, type GpuService, type ModelRepository } from '@app/gpu';
 import type { TaskRecord } from '@app/tasks';
 import type { WorkerBeat, WorkerStatusRepository } from '@app/workers';
 import { TaskEvents } from '../runtime/task-events';
@@ -40,6 +40,7 @@ function setup(smi: () => Promise<string>, env: Record<string, string> = {}) {
     new GpuDeviceMonitor(smi, 1000, 0),
     events,
     config,
+    { states: () => [], onEvent: () => () => undefined } as unknown as ModelRepository,
   );
   return { service, beats, active, events };
 }

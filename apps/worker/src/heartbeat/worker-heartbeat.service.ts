@@ -5,7 +5,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { GpuDeviceMonitor, GpuService } from '@app/gpu';
+import { GpuDeviceMonitor, GpuService, ModelRepository } from '@app/gpu';
 import { WorkerStatusRepository, type WorkerBeat } from '@app/workers';
 import { type TaskEvent, TaskEvents } from '../runtime/task-events';
 import { TaskRunner } from '../runtime/task-runner';
@@ -60,10 +60,15 @@ export class WorkerHeartbeatService implements OnApplicationBootstrap, OnApplica
     private readonly devices: GpuDeviceMonitor,
     private readonly events: TaskEvents,
     private readonly config: AppConfig,
+    private readonly models: ModelRepository,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     this.events.on((event) => this.onTaskEvent(event));
+    // A model that finished loading (or failed) shows in workers/status at once.
+    this.models.onEvent((event) => {
+      if (event.type === 'load' && !this.stopped) void this.beat();
+    });
     await this.beat();
     this.timer = setInterval(
       () => void this.beat(),
@@ -130,6 +135,7 @@ export class WorkerHeartbeatService implements OnApplicationBootstrap, OnApplica
       device: this.gpu.usesGpu ? ('gpu' as const) : ('cpu' as const),
       heartbeat_interval: heartbeatIntervalSeconds,
       started_at: this.startedAt,
+      models: this.models.states(),
     };
     this.chain = this.chain.then(async () => {
       try {

@@ -1,6 +1,12 @@
 import { Injectable, Optional, type OnModuleInit } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { GpuDeviceMonitor, GpuService, type GpuDeviceStats } from '@app/gpu';
+import {
+  GpuDeviceMonitor,
+  GpuService,
+  ModelRepository,
+  type GpuDeviceStats,
+  type ModelEvent,
+} from '@app/gpu';
 import { AppMetricsRegistry } from '@app/observability';
 import { WebhookDeliveryEvents } from '@app/webhooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -59,6 +65,27 @@ export class WorkerMetrics implements OnModuleInit {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly modelLoad = new Histogram({
+    name: 'model_load_seconds',
+    help: 'Time to load a model version into backend memory (before its warm-up), seconds',
+    labelNames: ['model', 'version', 'backend'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  readonly modelWarmup = new Histogram({
+    name: 'model_warmup_seconds',
+    help: 'Time of the warm-up inference after a model load, seconds',
+    labelNames: ['model', 'version', 'backend'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly modelInference = new Histogram({
+    name: 'model_inference_seconds',
+    help: 'Time of one model call (a tile, a batch, an image) including reading its output, seconds',
+    labelNames: ['model'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   /** The seed's gauge: this process's resident memory when a run of the project ended. */
   readonly memory = new Gauge({
     name: 'memory_usage_bytes',
@@ -74,6 +101,7 @@ export class WorkerMetrics implements OnModuleInit {
     runner: TaskRunner,
     config: AppConfig,
     @Optional() private readonly webhookEvents?: WebhookDeliveryEvents,
+    @Optional() private readonly models?: ModelRepository,
   ) {
     this.projects = new ProjectLabelLimiter(config.ops.projectLabelLimit);
     new Gauge({
@@ -139,6 +167,17 @@ export class WorkerMetrics implements OnModuleInit {
   onModuleInit(): void {
     this.events.on((event) => this.record(event));
     this.webhookEvents?.on((event) => this.recordWebhookDelivery(event.outcome));
+    this.models?.onEvent((event) => this.recordModel(event));
+  }
+
+  private recordModel(event: ModelEvent): void {
+    if (event.type === 'inference') {
+      this.modelInference.observe({ model: event.model }, event.seconds);
+      return;
+    }
+    const labels = { model: event.model, version: event.version, backend: event.backend };
+    this.modelLoad.observe(labels, event.seconds);
+    this.modelWarmup.observe(labels, event.warmupSeconds);
   }
 
   recordWebhookDelivery(outcome: WebhookOutcome): void {

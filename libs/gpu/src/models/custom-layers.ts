@@ -10,7 +10,10 @@ const first = (x: Input): TfCore.Tensor => (Array.isArray(x) ? x[0] : x) as TfCo
  * Layers that ESRGAN's RRDN models (esrgan-thick) use beyond stock Keras: the residual scaling
  * by β = 0.2 and the sub-pixel upsampling (depth-to-space). As UpscalerJS defines them.
  */
-function makeLayer(tf: typeof TfCore, className: string): serialization.SerializableConstructor<serialization.Serializable> | undefined {
+function makeLayer(
+  tf: typeof TfCore,
+  className: string,
+): serialization.SerializableConstructor<serialization.Serializable> | undefined {
   if (className === 'MultiplyBeta') {
     return class MultiplyBeta extends layers.Layer {
       static className = 'MultiplyBeta';
@@ -20,7 +23,7 @@ function makeLayer(tf: typeof TfCore, className: string): serialization.Serializ
       override call(inputs: Input): TfCore.Tensor {
         return tf.mul(first(inputs), 0.2);
       }
-    } as unknown as serialization.SerializableConstructor<serialization.Serializable>;
+    };
   }
   const shuffle = /^PixelShuffle(\d)x$/.exec(className);
   if (shuffle) {
@@ -31,13 +34,13 @@ function makeLayer(tf: typeof TfCore, className: string): serialization.Serializ
         super({});
       }
       override computeOutputShape(inputShape: number[]): number[] {
-        return [inputShape[0]!, inputShape[1]!, inputShape[2]!, 3];
+        return [inputShape[0], inputShape[1], inputShape[2], 3];
       }
       override call(inputs: Input): TfCore.Tensor {
         return tf.depthToSpace(first(inputs) as TfCore.Tensor4D, scale, 'NHWC');
       }
     };
-    return cls as unknown as serialization.SerializableConstructor<serialization.Serializable>;
+    return cls;
   }
   return undefined;
 }

@@ -6,3 +6,4 @@ export * from './package-models';
 export * from './bundled-models';
 export { registerFileLoadRouter, readTfjsArtifacts, type TfjsArtifacts } from './model-files';
 export type { HumanInstance, HumanResult, ModelHandle } from './model-loaders';
+export * from './storage-model-source';

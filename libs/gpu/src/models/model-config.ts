@@ -94,11 +94,17 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
         fail(`"files[${i}].path" must be a relative path inside the version folder`);
       if (typeof file!.bytes !== 'number' || file!.bytes < 0)
         fail(`"files[${i}].bytes" must be a byte count`);
-      if (file!.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(String(file!.sha256)))
+      if (
+        file!.sha256 !== undefined &&
+        (typeof file!.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(file!.sha256))
+      )
         fail(`"files[${i}].sha256" must be 64 hex digits`);
     });
   }
-  if (c.model_file !== undefined && (typeof c.model_file !== 'string' || !isSafeRelative(c.model_file)))
+  if (
+    c.model_file !== undefined &&
+    (typeof c.model_file !== 'string' || !isSafeRelative(c.model_file))
+  )
     fail('"model_file" must be a relative path inside the version folder');
   if (c.warmup !== undefined) {
     const w = c.warmup as { shape?: unknown };

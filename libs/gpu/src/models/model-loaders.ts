@@ -20,7 +20,10 @@ export interface HumanInstance {
   config: Record<string, any>;
   load(): Promise<void>;
   detect(input: TfCore.Tensor, config?: Record<string, unknown>): Promise<HumanResult>;
-  segmentation(input: TfCore.Tensor, config?: Record<string, unknown>): Promise<TfCore.Tensor | null>;
+  segmentation(
+    input: TfCore.Tensor,
+    config?: Record<string, unknown>,
+  ): Promise<TfCore.Tensor | null>;
   match: { similarity(a: number[], b: number[], options?: Record<string, number>): number };
   tf: typeof TfCore;
 }
@@ -58,7 +61,9 @@ export async function loadModel(
     case 'tfjs-graph': {
       const artifacts = entry.artifacts
         ? await entry.artifacts()
-        : await readTfjsArtifacts(path.join(await entry.localDir(), config.model_file ?? 'model.json'));
+        : await readTfjsArtifacts(
+            path.join(await entry.localDir(), config.model_file ?? 'model.json'),
+          );
       const handler = await memoryHandler(artifacts);
       const bytes = artifacts.weights.byteLength;
       if (config.format === 'tfjs-graph') {
@@ -151,7 +156,7 @@ export async function warmUp(
     case 'tfjs-layers': {
       const inputs = handle.model.inputs.map((t) => tf.zeros(shapeOf(t.shape), t.dtype));
       try {
-        const out = handle.model.predict(inputs.length === 1 ? inputs[0]! : inputs);
+        const out = handle.model.predict(inputs.length === 1 ? inputs[0] : inputs);
         const outputs = Array.isArray(out) ? out : [out];
         await Promise.all(outputs.map((t) => t.data()));
         tf.dispose(outputs);
@@ -162,7 +167,8 @@ export async function warmUp(
     }
     case 'tfjs-graph': {
       const named: Record<string, TfCore.Tensor> = {};
-      for (const info of handle.model.inputs) named[info.name] = tf.zeros(shapeOf(info.shape), info.dtype);
+      for (const info of handle.model.inputs)
+        named[info.name] = tf.zeros(shapeOf(info.shape), info.dtype);
       try {
         let out: TfCore.Tensor | TfCore.Tensor[];
         try {

@@ -73,7 +73,14 @@ export interface ModelState {
 }
 
 export type ModelEvent =
-  | { type: 'load'; model: string; version: string; seconds: number; warmupSeconds: number; backend: string }
+  | {
+      type: 'load';
+      model: string;
+      version: string;
+      seconds: number;
+      warmupSeconds: number;
+      backend: string;
+    }
   | { type: 'inference'; model: string; seconds: number };
 
 export class ModelNotFoundError extends Error {
@@ -180,7 +187,8 @@ export class ModelRepository implements OnModuleDestroy {
         failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    if (failures.length > 0) throw new ModelLoadError(`models failed to load: ${failures.join('; ')}`);
+    if (failures.length > 0)
+      throw new ModelLoadError(`models failed to load: ${failures.join('; ')}`);
   }
 
   /** Models loaded, loading or failed, most recently used first. */
@@ -370,7 +378,11 @@ export class ModelRepository implements OnModuleDestroy {
           return await fn();
         } finally {
           state.inferences = (state.inferences ?? 0) + 1;
-          this.emit({ type: 'inference', model: name, seconds: (performance.now() - started) / 1000 });
+          this.emit({
+            type: 'inference',
+            model: name,
+            seconds: (performance.now() - started) / 1000,
+          });
         }
       },
       layers: () => {

@@ -67,29 +67,34 @@ function esrganVersions(size: EsrganSize): ModelVersionEntry[] {
   const root = packageRoot(pkg);
   if (!root) return [];
   const version = packageVersion(root);
-  return ESRGAN_SCALES.filter((s) => existsSync(path.join(root, 'models', `x${s}`, 'model.json'))).map(
-    (scale) => {
-      const dir = path.join(root, 'models', `x${scale}`);
-      // slim and medium are RDN (0–255 in and out); thick is RRDN (0–1) with custom layers.
-      const range: [number, number] = size === 'thick' ? [0, 1] : [0, 255];
-      const config: ModelConfig = {
-        name: esrganModelName(size, scale),
-        version,
-        format: 'tfjs-layers',
-        description: `ESRGAN ${size} super-resolution ×${scale} (${size === 'thick' ? 'RRDN' : 'RDN'}, trained on DIV2K)`,
-        license: 'MIT',
-        origin: `npm ${pkg}@${version} (UpscalerJS, Kevin Scott)`,
-        model_file: 'model.json',
-        inputs: [{ name: 'input', shape: [null, null, null, 3], dtype: 'float32', range }],
-        outputs: [{ name: 'output', shape: [null, null, null, 3], dtype: 'float32', range }],
-        preferred_batch_sizes: [1],
-        memory_bytes: ESRGAN_PATCH_BYTES[size] * (scale / 4) ** 2 + (8 << 20),
-        warmup: { shape: [1, 16, 16, 3] },
-        ...(size === 'thick' ? { custom_layers: ['MultiplyBeta', `PixelShuffle${scale}x`] } : {}),
-      };
-      return { config, source: 'package', location: `${pkg}/models/x${scale}`, localDir: async () => dir };
-    },
-  );
+  return ESRGAN_SCALES.filter((s) =>
+    existsSync(path.join(root, 'models', `x${s}`, 'model.json')),
+  ).map((scale) => {
+    const dir = path.join(root, 'models', `x${scale}`);
+    // slim and medium are RDN (0–255 in and out); thick is RRDN (0–1) with custom layers.
+    const range: [number, number] = size === 'thick' ? [0, 1] : [0, 255];
+    const config: ModelConfig = {
+      name: esrganModelName(size, scale),
+      version,
+      format: 'tfjs-layers',
+      description: `ESRGAN ${size} super-resolution ×${scale} (${size === 'thick' ? 'RRDN' : 'RDN'}, trained on DIV2K)`,
+      license: 'MIT',
+      origin: `npm ${pkg}@${version} (UpscalerJS, Kevin Scott)`,
+      model_file: 'model.json',
+      inputs: [{ name: 'input', shape: [null, null, null, 3], dtype: 'float32', range }],
+      outputs: [{ name: 'output', shape: [null, null, null, 3], dtype: 'float32', range }],
+      preferred_batch_sizes: [1],
+      memory_bytes: ESRGAN_PATCH_BYTES[size] * (scale / 4) ** 2 + (8 << 20),
+      warmup: { shape: [1, 16, 16, 3] },
+      ...(size === 'thick' ? { custom_layers: ['MultiplyBeta', `PixelShuffle${scale}x`] } : {}),
+    };
+    return {
+      config,
+      source: 'package',
+      location: `${pkg}/models/x${scale}`,
+      localDir: async () => dir,
+    };
+  });
 }
 
 /** The five classes of the nsfwjs models, in output order. */
@@ -125,7 +130,15 @@ function nsfwVersions(): ModelVersionEntry[] {
     });
     return { json, weights: toArrayBuffer(Buffer.concat(bufs)) };
   };
-  return [{ config, source: 'package', location: 'nsfwjs/dist/models/mobilenet_v2', localDir: async () => dir, artifacts }];
+  return [
+    {
+      config,
+      source: 'package',
+      location: 'nsfwjs/dist/models/mobilenet_v2',
+      localDir: async () => dir,
+      artifacts,
+    },
+  ];
 }
 
 export const HUMAN_FACE_BODY_MODEL = 'human-face-body';
@@ -155,7 +168,13 @@ function humanVersions(): ModelVersionEntry[] {
     human: {
       face: {
         enabled: true,
-        detector: { enabled: true, modelPath: 'blazeface.json', rotation: false, maxDetected: 8, return: false },
+        detector: {
+          enabled: true,
+          modelPath: 'blazeface.json',
+          rotation: false,
+          maxDetected: 8,
+          return: false,
+        },
         mesh: { enabled: true, modelPath: 'facemesh.json' },
         iris: { enabled: true, modelPath: 'iris.json' },
         emotion: { enabled: true, modelPath: 'emotion.json' },
@@ -172,7 +191,9 @@ function humanVersions(): ModelVersionEntry[] {
       segmentation: { enabled: false },
     },
   };
-  return [{ config, source: 'package', location: '@vladmandic/human/models', localDir: async () => dir }];
+  return [
+    { config, source: 'package', location: '@vladmandic/human/models', localDir: async () => dir },
+  ];
 }
 
 /** The trained networks that ship inside our npm dependencies (absent packages list nothing). */

@@ -1,13 +1,15 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile, copyFile, access } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile, copyFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { SigningKeys } from '@app/redis';
 import {
   contentTypeFor,
+  isModelKey,
   StorageDriver,
+  type ListedObject,
   type ObjectStream,
   type StorageBody,
   type StoredObject,
@@ -78,7 +80,7 @@ export class LocalStorageDriver extends StorageDriver {
   }
 
   async get(key: string): Promise<ObjectStream | null> {
-    const file = this.pathOf(key);
+    const file = isModelKey(key) ? this.modelPathOf(key) : this.pathOf(key);
     try {
       const { size } = await stat(file);
       return { stream: createReadStream(file), size, contentType: contentTypeFor(key) };
@@ -90,6 +92,37 @@ export class LocalStorageDriver extends StorageDriver {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+
+  async list(prefix: string): Promise<ListedObject[]> {
+    const folder = prefix.replace(/\/+$/, '');
+    const dir = folder === 'models' ? path.join(this.root, 'models') : this.modelPathOf(folder);
+    const out: ListedObject[] = [];
+    const walk = async (d: string, key: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(d, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      for (const e of entries) {
+        const child = `${key}/${e.name}`;
+        if (!isModelKey(child)) continue;
+        if (e.isDirectory()) await walk(path.join(d, e.name), child);
+        else if (e.isFile() && !e.name.endsWith('.tmp'))
+          out.push({ key: child, size: (await stat(path.join(d, e.name))).size });
+      }
+    };
+    await walk(dir, folder);
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  private modelPathOf(key: string): string {
+    if (!isModelKey(key)) throw new Error(`invalid storage key: ${key}`);
+    const full = path.resolve(this.root, key);
+    if (!full.startsWith(this.root + path.sep)) throw new Error(`invalid storage key: ${key}`);
+    return full;
   }
 
   async url(key: string): Promise<string> {

@@ -5,6 +5,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -15,7 +16,9 @@ import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import {
   contentTypeFor,
+  isModelKey,
   StorageDriver,
+  type ListedObject,
   type ObjectStream,
   type StorageBody,
   type StoredObject,
@@ -111,7 +114,7 @@ export class S3StorageDriver extends StorageDriver implements OnModuleDestroy {
   }
 
   async get(key: string): Promise<ObjectStream | null> {
-    this.assertKey(key);
+    if (!isModelKey(key)) this.assertKey(key);
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return {
@@ -123,6 +126,28 @@ export class S3StorageDriver extends StorageDriver implements OnModuleDestroy {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  async list(prefix: string): Promise<ListedObject[]> {
+    const folder = prefix.replace(/\/+$/, '');
+    if (folder !== 'models' && !isModelKey(folder))
+      throw new Error(`invalid storage prefix: ${prefix}`);
+    const out: ListedObject[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: `${folder}/`,
+          ContinuationToken: token,
+        }),
+      );
+      for (const o of page.Contents ?? []) {
+        if (o.Key && isModelKey(o.Key)) out.push({ key: o.Key, size: o.Size ?? 0 });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
   async delete(key: string): Promise<void> {
