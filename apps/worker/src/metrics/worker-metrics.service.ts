@@ -6,6 +6,7 @@ import { WebhookDeliveryEvents } from '@app/webhooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { TaskEvents, type TaskEvent } from '../runtime/task-events';
 import { TaskRunner } from '../runtime/task-runner';
+import { SafetyCheck } from '../safety/safety.check';
 import { ProjectLabelLimiter } from './project-label.limiter';
 
 /** Outcomes of a webhook delivery attempt (from @app/webhooks' WebhookDeliveryEvents). */
@@ -59,6 +60,13 @@ export class WorkerMetrics implements OnModuleInit {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  /** Images classified for `safety_check` tasks (the output, or an input), and whether they blocked. */
+  readonly safetyChecks = new Counter({
+    name: 'safety_checks_total',
+    help: 'Images classified by the safety check, by target (output, input) and outcome (passed, blocked)',
+    labelNames: ['task_type', 'target', 'outcome'],
+    registers: [this.registry],
+  });
   /** The seed's gauge: this process's resident memory when a run of the project ended. */
   readonly memory = new Gauge({
     name: 'memory_usage_bytes',
@@ -74,6 +82,7 @@ export class WorkerMetrics implements OnModuleInit {
     runner: TaskRunner,
     config: AppConfig,
     @Optional() private readonly webhookEvents?: WebhookDeliveryEvents,
+    @Optional() private readonly safety?: SafetyCheck,
   ) {
     this.projects = new ProjectLabelLimiter(config.ops.projectLabelLimit);
     new Gauge({
@@ -139,6 +148,14 @@ export class WorkerMetrics implements OnModuleInit {
   onModuleInit(): void {
     this.events.on((event) => this.record(event));
     this.webhookEvents?.on((event) => this.recordWebhookDelivery(event.outcome));
+    // Not a TaskEvent: their listeners read every event but `started` as the end of a run.
+    this.safety?.onCheck((e) =>
+      this.safetyChecks.inc({
+        task_type: e.taskType,
+        target: e.target,
+        outcome: e.blocked ? 'blocked' : 'passed',
+      }),
+    );
   }
 
   recordWebhookDelivery(outcome: WebhookOutcome): void {
