@@ -154,7 +154,11 @@ describe('InputFetcher', () => {
       }),
     });
     const on = safety(true);
-    await fetcher.fetch(`${base}/ok.png`, { field: 'task_data.style_guide', accept: 'image', safety: on });
+    await fetcher.fetch(`${base}/ok.png`, {
+      field: 'task_data.style_guide',
+      accept: 'image',
+      safety: on,
+    });
     expect(checked).toEqual([{ field: 'task_data.style_guide', data: PNG_MAGIC }]);
     // Off (the task did not ask), or not an image: nothing is classified.
     const off = safety(false);
@@ -165,7 +169,11 @@ describe('InputFetcher', () => {
     // A blocked image is the check's error, as is: not wrapped as a fetch failure.
     const blocked = new Error('content blocked: input image f has unsafe_score 0.9');
     await expect(
-      fetcher.fetch(`${base}/ok.png`, { field: 'f', accept: 'image', safety: safety(true, blocked) }),
+      fetcher.fetch(`${base}/ok.png`, {
+        field: 'f',
+        accept: 'image',
+        safety: safety(true, blocked),
+      }),
     ).rejects.toBe(blocked);
   });
 

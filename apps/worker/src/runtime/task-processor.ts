@@ -88,5 +88,7 @@ export function getProcessorContract(target: object): TaskDefinition | undefined
 
 /** The models a class marked by @TaskProcessorFor declared. */
 export function getProcessorModels(target: object): readonly string[] {
-  return (Reflect.getMetadata(TASK_PROCESSOR_MODELS, target) as readonly string[] | undefined) ?? [];
+  return (
+    (Reflect.getMetadata(TASK_PROCESSOR_MODELS, target) as readonly string[] | undefined) ?? []
+  );
 }

@@ -93,7 +93,10 @@ export class RunSafety implements InputSafety {
    * scores for every type); throws ContentBlockedError when the output crosses the threshold.
    * The output as it is when the task did not ask for the check.
    */
-  async checkOutput(output: TaskOutput, signal: AbortSignal = this.opts.signal): Promise<TaskOutput> {
+  async checkOutput(
+    output: TaskOutput,
+    signal: AbortSignal = this.opts.signal,
+  ): Promise<TaskOutput> {
     if (!this.enabled) return output;
     let own: SafetyClassification | undefined;
     if (this.opts.checksOutput) {

@@ -23,7 +23,12 @@ const NEUTRAL: SafetyScores = { Drawing: 0.05, Hentai: 0.01, Neutral: 0.9, Porn:
 const EXPLICIT: SafetyScores = { Drawing: 0.01, Hentai: 0.04, Neutral: 0.05, Porn: 0.6, Sexy: 0.3 };
 
 const OUTPUT: TaskOutput = {
-  media: { kind: 'buffer', data: Buffer.from('output'), extension: 'png', contentType: 'image/png' },
+  media: {
+    kind: 'buffer',
+    data: Buffer.from('output'),
+    extension: 'png',
+    contentType: 'image/png',
+  },
   metadata: { resolution: '64x64' },
 };
 
@@ -121,8 +126,14 @@ describe('SafetyCheck', () => {
     expect(events).toEqual([{ target: 'output', taskType: 'generate_image', blocked: true }]);
     // At or under the threshold passes: "above" is strict.
     const edge = setup('0.94', { output: EXPLICIT });
-    const passed = await edge.run(GENERATE_IMAGE_TASK, image({ safety_check: true })).checkOutput(OUTPUT);
-    expect(passed.metadata.safety).toMatchObject({ threshold: 0.94, unsafe_score: 0.94, blocked: false });
+    const passed = await edge
+      .run(GENERATE_IMAGE_TASK, image({ safety_check: true }))
+      .checkOutput(OUTPUT);
+    expect(passed.metadata.safety).toMatchObject({
+      threshold: 0.94,
+      unsafe_score: 0.94,
+      blocked: false,
+    });
   });
 
   it('blocks an unsafe input before the task is processed, naming its field', async () => {

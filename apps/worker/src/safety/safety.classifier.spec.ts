@@ -24,7 +24,11 @@ describe('SafetyClassifier', () => {
     const moduleRef = await Test.createTestingModule({
       imports: [
         ConfigModule.forRoot(
-          AppConfig.fromEnv({ API_KEYS: 'test-key', TFJS_BACKEND: 'auto', MODELS_DIR: '/nonexistent' }),
+          AppConfig.fromEnv({
+            API_KEYS: 'test-key',
+            TFJS_BACKEND: 'auto',
+            MODELS_DIR: '/nonexistent',
+          }),
         ),
         TestSigningKeysModule,
         SafetyModule,
@@ -104,7 +108,9 @@ describe('SafetyClassifier', () => {
 
   it('scores an image the same alone and in a batch; chunks past the largest batch size', async () => {
     const order = [images.flower, images.flat, images.character];
-    const alone = await Promise.all(order.map(async (img) => (await classifier.classify([img])).results[0]));
+    const alone = await Promise.all(
+      order.map(async (img) => (await classifier.classify([img])).results[0]),
+    );
     // 10 images: a batch of 8, then one of 2 (preferred_batch_sizes [1, 4, 8]).
     const many = [...order, ...order, ...order, images.crowd];
     const { results } = await classifier.classify(many);
@@ -123,13 +129,16 @@ describe('SafetyClassifier', () => {
     info.mockRestore();
     try {
       for (const img of [images.flower, images.character]) {
-        const { data, info: meta } = await sharp(img).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+        const { data, info: meta } = await sharp(img)
+          .removeAlpha()
+          .raw()
+          .toBuffer({ resolveWithObject: true });
         const tensor = gpu.tf.tensor3d(new Int32Array(data), [meta.height, meta.width, 3], 'int32');
-        const theirs = await reference.classify(tensor as never, 5);
+        const theirs = await reference.classify(tensor, 5);
         tensor.dispose();
         const ours = (await classifier.classify([img])).results[0].scores;
         for (const { className, probability } of theirs)
-          expect(ours[className as keyof SafetyScores]).toBeCloseTo(probability, 4);
+          expect(ours[className]).toBeCloseTo(probability, 4);
       }
     } finally {
       reference.dispose();
@@ -155,7 +164,9 @@ describe('SafetyClassifier', () => {
     expect((err as UndecodableImageError).index).toBe(1);
     const controller = new AbortController();
     controller.abort(new Error('cancelled'));
-    await expect(classifier.classify([images.flat], controller.signal)).rejects.toThrow('cancelled');
+    await expect(classifier.classify([images.flat], controller.signal)).rejects.toThrow(
+      'cancelled',
+    );
   });
 
   it('reads the model through the repository (counted as its inferences)', () => {

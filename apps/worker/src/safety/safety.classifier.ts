@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import { GpuService, ModelRepository, NSFW_CLASSES, NSFW_MODEL, type LoadedModel } from '@app/gpu';
-import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
+import type { Tensor, Tensor3D } from '@tensorflow/tfjs-core';
 
 export type SafetyClass = (typeof NSFW_CLASSES)[number];
 /** The classifier's probabilities, one per class; they sum to 1. */
@@ -79,9 +79,11 @@ export class SafetyClassifier {
   ): Promise<{ model: SafetyModelInfo; results: SafetyClassification[] }> {
     signal?.throwIfAborted();
     const decoded = await Promise.all(
-      images.map((image, i) => decode(image).catch((err: unknown) => {
-        throw new UndecodableImageError(i, err);
-      })),
+      images.map((image, i) =>
+        decode(image).catch((err: unknown) => {
+          throw new UndecodableImageError(i, err);
+        }),
+      ),
     );
     signal?.throwIfAborted();
     await this.gpu.init();
@@ -103,7 +105,7 @@ export class SafetyClassifier {
                   ? (scaled as Tensor3D)
                   : tf.image.resizeBilinear(scaled as Tensor3D, [height, width], true);
               });
-              return m.layers().predict(tf.stack(inputs) as Tensor4D) as Tensor;
+              return m.layers().predict(tf.stack(inputs)) as Tensor;
             });
             try {
               return await out.data();

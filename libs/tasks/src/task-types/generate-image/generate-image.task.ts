@@ -130,8 +130,9 @@ export class GenerateImageTaskData {
   @IsIn(IMAGE_FORMATS)
   format: ImageFormat = GENERATE_IMAGE_DEFAULTS.format;
 
+  // The initializer is the default SafetyCheckField's Swagger schema names (false).
   @SafetyCheckField()
-  safety_check?: boolean;
+  safety_check: boolean = false;
 }
 
 export const GENERATE_IMAGE_TASK: TaskDefinition<GenerateImageTaskData> = {
