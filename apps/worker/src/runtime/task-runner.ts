@@ -64,11 +64,10 @@ interface RunContext {
 }
 
 /**
- * Runs one BullMQ job of a task: claim → processor → safety check (`safety_check` tasks) → store
- * → register → complete. The moves
- * themselves belong to TaskStateMachine; the retry rule, the time limit, progress coalescing,
- * the output's way out and the registry of runs are collaborators of their own. Processors only
- * compute.
+ * Runs one BullMQ job of a task: claim → processor → safety check (tasks with `safety_check`) →
+ * store → register → complete. The moves themselves belong to TaskStateMachine; the retry rule,
+ * the time limit, progress coalescing, the safety check, the output's way out and the registry of
+ * runs are collaborators of their own. Processors only compute.
  */
 @Injectable()
 export class TaskRunner {
