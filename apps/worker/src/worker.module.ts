@@ -19,6 +19,7 @@ import { ProcessorRegistry } from './runtime/processor.registry';
 import { queueConsumer } from './runtime/queue-consumer';
 import { TaskEvents } from './runtime/task-events';
 import { RunOutput } from './runtime/run-output';
+import { SafetyModule } from './safety/safety.module';
 import { TaskRunner } from './runtime/task-runner';
 import { WorkerShutdownService } from './runtime/worker-shutdown.service';
 
@@ -40,6 +41,7 @@ export class WorkerModule {
         WorkersModule,
         LoggingModule.forRoot(config, 'worker'),
         TerminusModule.forRoot({ gracefulShutdownTimeoutMs: 0 }),
+        SafetyModule,
         ...PROCESSOR_MODULES,
       ],
       providers: [

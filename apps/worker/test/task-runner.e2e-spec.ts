@@ -22,6 +22,8 @@ import { RunOutput } from '../src/runtime/run-output';
 import { TaskEvents, type TaskEvent } from '../src/runtime/task-events';
 import type { RunningTask, TaskOutput, TaskProcessor } from '../src/runtime/task-processor';
 import { TaskRunner } from '../src/runtime/task-runner';
+import { SafetyCheck } from '../src/safety/safety.check';
+import type { SafetyClassifier } from '../src/safety/safety.classifier';
 
 class NoData {
   @IsOptional()
@@ -80,6 +82,8 @@ describe('TaskRunner', () => {
     new RunOutput(storage as unknown as StorageDriver, { enabled: false } as PayloadClient),
     config,
     events,
+    // Never used: no task here asks for safety_check.
+    new SafetyCheck({} as SafetyClassifier, config),
   );
   const progress = jest.spyOn(moves, 'reportProgress');
 

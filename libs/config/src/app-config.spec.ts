@@ -58,6 +58,24 @@ describe('AppConfig.fromEnv', () => {
     expect(() => AppConfig.fromEnv({ ...base, ...env })).toThrow(message);
   });
 
+  it('takes SAFETY_BLOCK_THRESHOLD from 0 to 1, unset meaning never block', () => {
+    expect(AppConfig.fromEnv(base).safety).toEqual({ blockThreshold: null });
+    expect(AppConfig.fromEnv({ ...base, SAFETY_BLOCK_THRESHOLD: '' }).safety.blockThreshold).toBe(
+      null,
+    );
+    expect(
+      AppConfig.fromEnv({ ...base, SAFETY_BLOCK_THRESHOLD: '0.85' }).safety.blockThreshold,
+    ).toBe(0.85);
+    expect(AppConfig.fromEnv({ ...base, SAFETY_BLOCK_THRESHOLD: '0' }).safety.blockThreshold).toBe(
+      0,
+    );
+    for (const bad of ['2', '-0.1', 'high', 'NaN']) {
+      expect(() => AppConfig.fromEnv({ ...base, SAFETY_BLOCK_THRESHOLD: bad })).toThrow(
+        /SAFETY_BLOCK_THRESHOLD must be a number from 0 to 1 \(unset: never block\)/,
+      );
+    }
+  });
+
   it('requires API_KEYS', () => {
     expect(() => AppConfig.fromEnv({})).toThrow(/API_KEYS/);
     expect(() => AppConfig.fromEnv({ API_KEYS: ' , ' })).toThrow(/API_KEYS/);

@@ -129,6 +129,11 @@ export class AppConfig {
     retryScale: number;
     concurrency: number;
   };
+  /** The image safety check of tasks that ask for it (`safety_check: true`). */
+  readonly safety!: {
+    /** SAFETY_BLOCK_THRESHOLD: an unsafe score above it blocks the task; null: never block. */
+    blockThreshold: number | null;
+  };
   readonly logLevel!: LogLevel;
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -248,6 +253,7 @@ export class AppConfig {
         retryScale: e.WEBHOOK_RETRY_SCALE,
         concurrency: e.WEBHOOK_CONCURRENCY,
       },
+      safety: { blockThreshold: e.SAFETY_BLOCK_THRESHOLD ?? null },
       logLevel: e.LOG_LEVEL,
     });
     return config;

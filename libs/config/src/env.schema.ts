@@ -370,6 +370,22 @@ export class EnvSchema {
   @Min(1024 * 1024)
   MODEL_CACHE_BYTES: number = 2 * 1024 * 1024 * 1024;
 
+  // --- Image safety (safety_check) ---------------------------------------------------------
+
+  /**
+   * A task with `safety_check: true` whose output (or an input image) has an unsafe score (Porn +
+   * Hentai + Sexy of the nsfw classifier) above this fails with content_blocked, not retried, its
+   * output not stored. Unset: scores are reported, nothing is blocked.
+   */
+  @IsOptional()
+  @IsNumber(
+    { allowNaN: false, allowInfinity: false },
+    { message: 'SAFETY_BLOCK_THRESHOLD must be a number from 0 to 1 (unset: never block)' },
+  )
+  @Min(0, { message: 'SAFETY_BLOCK_THRESHOLD must be a number from 0 to 1 (unset: never block)' })
+  @Max(1, { message: 'SAFETY_BLOCK_THRESHOLD must be a number from 0 to 1 (unset: never block)' })
+  SAFETY_BLOCK_THRESHOLD?: number;
+
   // --- Object storage (STORAGE_DRIVER=r2|s3) ------------------------------------------------
 
   @IsOptional()

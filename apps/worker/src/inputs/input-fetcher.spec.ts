@@ -144,6 +144,39 @@ describe('InputFetcher', () => {
     expect(result.data.equals(PNG_MAGIC)).toBe(true);
   });
 
+  it("hands a fetched image to the run's safety check when it is on, and its verdict stops the fetch", async () => {
+    const checked: Array<{ field: string; data: Buffer }> = [];
+    const safety = (enabled: boolean, verdict?: Error) => ({
+      enabled,
+      checkInputs: jest.fn((images: readonly { field: string; data: Buffer }[]) => {
+        checked.push(...images);
+        return verdict ? Promise.reject(verdict) : Promise.resolve();
+      }),
+    });
+    const on = safety(true);
+    await fetcher.fetch(`${base}/ok.png`, {
+      field: 'task_data.style_guide',
+      accept: 'image',
+      safety: on,
+    });
+    expect(checked).toEqual([{ field: 'task_data.style_guide', data: PNG_MAGIC }]);
+    // Off (the task did not ask), or not an image: nothing is classified.
+    const off = safety(false);
+    await fetcher.fetch(`${base}/ok.png`, { field: 'f', accept: 'image', safety: off });
+    await fetcher.fetch(`${base}/ok.png`, { field: 'f', accept: 'any', safety: on });
+    expect(off.checkInputs).not.toHaveBeenCalled();
+    expect(on.checkInputs).toHaveBeenCalledTimes(1);
+    // A blocked image is the check's error, as is: not wrapped as a fetch failure.
+    const blocked = new Error('content blocked: input image f has unsafe_score 0.9');
+    await expect(
+      fetcher.fetch(`${base}/ok.png`, {
+        field: 'f',
+        accept: 'image',
+        safety: safety(true, blocked),
+      }),
+    ).rejects.toBe(blocked);
+  });
+
   it('accepts octet-stream bodies whose bytes are an image', async () => {
     const result = await fetcher.fetch(`${base}/octet`, { field: 'f', accept: 'image' });
     expect(result.contentType).toBe('image/png');

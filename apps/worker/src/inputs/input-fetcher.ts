@@ -6,6 +6,7 @@ import { UnsafeUrlError, UrlPolicy } from '@app/net';
 import { isKeyInProject, parseS3Reference } from '@app/projects';
 import { StorageDriver } from '@app/storage';
 import { untilAborted } from '@app/tasks';
+import type { InputSafety } from '../safety/input-safety';
 import { InputFetchError } from './input-fetch.error';
 
 /** What kind of body the caller expects; checked against Content-Type (and magic bytes). */
@@ -19,6 +20,13 @@ export interface InputFetchOptions {
   accept?: InputAccept;
   /** The task's project: `s3://` inputs are read only from inside its prefix (required for them). */
   projectId?: string;
+  /**
+   * The run's safety check (`task.safety`): an image fetched with `accept: 'image'` is classified
+   * when the task asked for `safety_check`, and an unsafe one fails the fetch with
+   * ContentBlockedError. To classify several inputs in one batch, hand them to
+   * `task.safety.checkInputs` together instead.
+   */
+  safety?: InputSafety;
 }
 
 export interface FetchedInput {
@@ -48,8 +56,18 @@ export class InputFetcher {
   ) {}
 
   async fetch(url: string, opts: InputFetchOptions): Promise<FetchedInput> {
+    const input = url.startsWith('s3://')
+      ? await this.fetchStored(url, opts)
+      : await this.fetchRemote(url, opts);
+    // Outside the fetch's own error handling: a blocked image is not a fetch failure.
+    if (opts.safety?.enabled && opts.accept === 'image') {
+      await opts.safety.checkInputs([{ field: opts.field, data: input.data }], opts.signal);
+    }
+    return input;
+  }
+
+  private async fetchRemote(url: string, opts: InputFetchOptions): Promise<FetchedInput> {
     const { field, accept = 'any' } = opts;
-    if (url.startsWith('s3://')) return this.fetchStored(url, opts);
     const parsed = parseUrl(url);
     if (!parsed) throw new InputFetchError(field, '(invalid URL)', false, 'not a valid URL');
     // Scheme, credentials and addresses are the UrlPolicy's to judge (UnsafeUrlError below).

@@ -12,6 +12,7 @@ import { WebhookDeliveryEvents } from '@app/webhooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { TaskEvents, type TaskEvent } from '../runtime/task-events';
 import { TaskRunner } from '../runtime/task-runner';
+import { SafetyCheck } from '../safety/safety.check';
 import { ProjectLabelLimiter } from './project-label.limiter';
 
 /** Outcomes of a webhook delivery attempt (from @app/webhooks' WebhookDeliveryEvents). */
@@ -86,6 +87,13 @@ export class WorkerMetrics implements OnModuleInit {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  /** Images classified for `safety_check` tasks (the output, or an input), and whether they blocked. */
+  readonly safetyChecks = new Counter({
+    name: 'safety_checks_total',
+    help: 'Images classified by the safety check, by target (output, input) and outcome (passed, blocked)',
+    labelNames: ['task_type', 'target', 'outcome'],
+    registers: [this.registry],
+  });
   /** The seed's gauge: this process's resident memory when a run of the project ended. */
   readonly memory = new Gauge({
     name: 'memory_usage_bytes',
@@ -102,6 +110,7 @@ export class WorkerMetrics implements OnModuleInit {
     config: AppConfig,
     @Optional() private readonly webhookEvents?: WebhookDeliveryEvents,
     @Optional() private readonly models?: ModelRepository,
+    @Optional() private readonly safety?: SafetyCheck,
   ) {
     this.projects = new ProjectLabelLimiter(config.ops.projectLabelLimit);
     new Gauge({
@@ -167,6 +176,14 @@ export class WorkerMetrics implements OnModuleInit {
   onModuleInit(): void {
     this.events.on((event) => this.record(event));
     this.webhookEvents?.on((event) => this.recordWebhookDelivery(event.outcome));
+    // Not a TaskEvent: their listeners read every event but `started` as the end of a run.
+    this.safety?.onCheck((e) =>
+      this.safetyChecks.inc({
+        task_type: e.taskType,
+        target: e.target,
+        outcome: e.blocked ? 'blocked' : 'passed',
+      }),
+    );
     this.models?.onEvent((event) => this.recordModel(event));
   }
 

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { AppConfig, ConfigModule } from '@app/config';
+import { NSFW_MODEL } from '@app/gpu';
 import {
   EXTRA_TASK_DEFINITIONS,
   GENERATE_IMAGE_TASK,
@@ -66,14 +67,32 @@ class StubAudioProcessor implements TaskProcessor<ProcessAudioTaskData> {
 @Module({ providers: [ProbeProcessor, StubAudioProcessor] })
 class ProbeModule {}
 
-async function boot(queues: string): Promise<ProcessorRegistry> {
+/** An image type of the cpu_intensive queue, so that a test can serve it alone. */
+const PROBE_IMAGE_TASK: TaskDefinition<ProbeTaskData> = {
+  ...PROBE_TASK,
+  type: 'probe_image_task',
+  mediaKind: 'image',
+};
+
+@TaskProcessorFor(PROBE_IMAGE_TASK, { models: ['esrgan-slim-x2'] })
+class ProbeImageProcessor implements TaskProcessor<ProbeTaskData> {
+  process(): Promise<TaskOutput> {
+    return Promise.resolve(OUTPUT);
+  }
+}
+
+async function boot(queues: string, withImageType = false): Promise<ProcessorRegistry> {
   const config = AppConfig.fromEnv({ API_KEYS: 'test-key', WORKER_QUEUES: queues });
   const moduleRef = await Test.createTestingModule({
     imports: [ConfigModule.forRoot(config), DiscoveryModule, ProbeModule],
     providers: [
       TaskDefinitions,
       ProcessorRegistry,
-      { provide: EXTRA_TASK_DEFINITIONS, useValue: [PROBE_TASK] },
+      ...(withImageType ? [ProbeImageProcessor] : []),
+      {
+        provide: EXTRA_TASK_DEFINITIONS,
+        useValue: withImageType ? [PROBE_TASK, PROBE_IMAGE_TASK] : [PROBE_TASK],
+      },
     ],
   }).compile();
   moduleRef.useLogger(false);
@@ -92,6 +111,14 @@ describe('ProcessorRegistry', () => {
     expect(registry.get('probe_task')).toBeInstanceOf(ProbeProcessor);
     expect(registry.get('process_audio')).toBeInstanceOf(StubAudioProcessor);
     expect(registry.served().map((d) => d.type)).toEqual(['process_audio', 'probe_task']);
+  });
+
+  it('preloads the safety classifier only where a served type makes images', async () => {
+    expect((await boot(QueueName.CpuIntensive)).servedModels()).toEqual([]);
+    expect((await boot(QueueName.CpuIntensive, true)).servedModels()).toEqual([
+      'esrgan-slim-x2',
+      NSFW_MODEL,
+    ]);
   });
 
   it('refuses to start when a served type has no processor, naming the fix', async () => {

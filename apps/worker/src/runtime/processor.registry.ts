@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { AppConfig } from '@app/config';
+import { NSFW_MODEL } from '@app/gpu';
 import { TaskDefinitions, type TaskDefinition } from '@app/tasks';
 import { getProcessorContract, getProcessorModels, type TaskProcessor } from './task-processor';
 
@@ -52,9 +53,19 @@ export class ProcessorRegistry implements OnModuleInit {
     return this.definitions.all().filter((d) => this.config.worker.queues.includes(d.queue));
   }
 
-  /** The models the processors of served task types declared (what the worker preloads). */
+  /**
+   * The models the processors of served task types declared (what the worker preloads), and the
+   * safety classifier when a served type makes images: every image type takes `safety_check`,
+   * and the runtime runs the classifier for it, not the processor.
+   */
   servedModels(): string[] {
-    return [...new Set(this.served().flatMap((d) => this.models.get(d.type) ?? []))];
+    const served = this.served();
+    return [
+      ...new Set([
+        ...served.flatMap((d) => this.models.get(d.type) ?? []),
+        ...(served.some((d) => d.mediaKind === 'image') ? [NSFW_MODEL] : []),
+      ]),
+    ];
   }
 
   get(type: string): TaskProcessor | undefined {

@@ -1,11 +1,20 @@
 import { PayloadError } from '@app/payload';
 import { InputFetchError } from '../inputs/input-fetch.error';
+import { ContentBlockedError } from '../safety/content-blocked.error';
 import { TaskValidationError } from '@app/tasks';
 import { UnrecoverableError } from 'bullmq';
 
 /** Seed 000 "Task Retry Logic": error classes and their base delays. */
 export type ErrorClass =
-  'network' | 'gpu_memory' | 'rate_limit' | 'default' | 'validation' | 'filesystem' | 'timeout';
+  | 'network'
+  | 'gpu_memory'
+  | 'rate_limit'
+  | 'default'
+  | 'validation'
+  | 'filesystem'
+  | 'timeout'
+  /** An image of a `safety_check` task scored above SAFETY_BLOCK_THRESHOLD: never retried. */
+  | 'content_blocked';
 
 export const BASE_DELAY_SECONDS: Record<
   'network' | 'gpu_memory' | 'rate_limit' | 'default',
@@ -89,6 +98,7 @@ const FS_CODES = new Set([
 
 export function classifyError(err: unknown): ErrorClass {
   if (err instanceof TaskTimeoutError) return 'timeout';
+  if (err instanceof ContentBlockedError) return 'content_blocked';
   if (
     err instanceof TaskValidationError ||
     err instanceof PermanentTaskError ||

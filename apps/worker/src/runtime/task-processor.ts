@@ -1,6 +1,7 @@
 import { Injectable, type Type } from '@nestjs/common';
 import 'reflect-metadata';
 import type { TaskDefinition } from '@app/tasks';
+import type { InputSafety } from '../safety/input-safety';
 
 /** What a processor sees of the task it runs. It never writes task status itself. */
 export interface RunningTask<TData> {
@@ -18,6 +19,13 @@ export interface RunningTask<TData> {
    * name such as `generating_image`. Throws the abort reason if the task was cancelled.
    */
   progress(fraction: number, step: string): Promise<void>;
+  /**
+   * The run's image safety check (`safety_check: true`; a no-op otherwise): hand it the input
+   * images (`checkInputs`, or the InputFetcher's `safety` option) so that their scores are
+   * reported and an unsafe one blocks the task. The output of image types is checked by the
+   * runtime itself. Absent only where a test builds a RunningTask by hand.
+   */
+  readonly safety?: InputSafety;
 }
 
 /** The media a processor made: bytes in memory, or a file the runner moves into storage. */

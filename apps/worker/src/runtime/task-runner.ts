@@ -16,6 +16,7 @@ import {
   type TaskResultRecord,
 } from '@app/tasks';
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { SafetyCheck } from '../safety/safety.check';
 import { writeOutcome } from './outcome-writer';
 import { ProcessorRegistry } from './processor.registry';
 import { ProgressCoalescer } from './progress-coalescer';
@@ -63,10 +64,10 @@ interface RunContext {
 }
 
 /**
- * Runs one BullMQ job of a task: claim → processor → store → register → complete. The moves
- * themselves belong to TaskStateMachine; the retry rule, the time limit, progress coalescing,
- * the output's way out and the registry of runs are collaborators of their own. Processors only
- * compute.
+ * Runs one BullMQ job of a task: claim → processor → safety check (tasks with `safety_check`) →
+ * store → register → complete. The moves themselves belong to TaskStateMachine; the retry rule,
+ * the time limit, progress coalescing, the safety check, the output's way out and the registry of
+ * runs are collaborators of their own. Processors only compute.
  */
 @Injectable()
 export class TaskRunner {
@@ -85,6 +86,7 @@ export class TaskRunner {
     private readonly output: RunOutput,
     private readonly config: AppConfig,
     private readonly events: TaskEvents,
+    private readonly safety: SafetyCheck,
   ) {
     this.retryPolicy = new RetryPolicy(config);
   }
@@ -365,6 +367,7 @@ export class TaskRunner {
       this.logger.log(log, 'media already stored; resuming at registering_media');
       return resumed;
     }
+    const safety = this.safety.forRun(def, data, log, ctx.signal);
     const running: RunningTask<object> = {
       taskId: task.task_id,
       projectId: task.project_id,
@@ -373,8 +376,16 @@ export class TaskRunner {
       attempt: ctx.attempt,
       signal: ctx.signal,
       progress: progress.report,
+      safety,
     };
-    const output = await this.process(processor, running, ctx.signal);
+    let output = await this.process(processor, running, ctx.signal);
+    try {
+      // Before storage: a blocked output (content_blocked) is never stored nor registered.
+      output = await untilAborted(safety.checkOutput(output, ctx.signal), ctx.signal);
+    } catch (err) {
+      await removeTempOutput(output);
+      throw err;
+    }
     active.finishing = true;
     try {
       await progress.milestone(0.95, 'uploading_result');

@@ -67,7 +67,8 @@ export class TaskStatusResponseDto {
     example: 'network',
     description:
       'Class of the last failed attempt (network, gpu_memory, rate_limit, default, validation, ' +
-      'filesystem, timeout); each class has its own retry budget (RETRY_LIMITS)',
+      'filesystem, timeout, content_blocked); each class has its own retry budget (RETRY_LIMITS); ' +
+      'content_blocked (an image above SAFETY_BLOCK_THRESHOLD) is never retried',
   })
   error_class!: string | null;
   @ApiProperty({

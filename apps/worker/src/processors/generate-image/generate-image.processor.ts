@@ -156,7 +156,7 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
     const signal = AbortSignal.any([task.signal, stop.signal]);
     let done = 0;
     try {
-      const thumbnails = await Promise.all(
+      const fetched = await Promise.all(
         wanted.map(async ({ field, url }) => {
           const { data } = await this.inputs.fetch(url, {
             field,
@@ -171,9 +171,15 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
               LOADED + ((FETCHED - LOADED) * done) / wanted.length,
               'fetching_references',
             );
-          return pixels;
+          return { field, data, pixels };
         }),
       );
+      // safety_check: every input in one batch of the classifier (an unsafe one blocks the task).
+      await task.safety?.checkInputs(
+        fetched.map(({ field, data }) => ({ field, data })),
+        task.signal,
+      );
+      const thumbnails = fetched.map((f) => f.pixels);
       return {
         styleGuide: guide ? thumbnails[0] : undefined,
         references: guide ? thumbnails.slice(1) : thumbnails,

@@ -13,6 +13,7 @@ import {
 } from 'class-validator';
 import { QueueName } from '../../queues';
 import { IsInputUrl } from '../input-url.validator';
+import { SafetyCheckField } from '../safety-check.option';
 import type { TaskDefinition } from '../task-definition';
 
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp'] as const;
@@ -128,6 +129,10 @@ export class GenerateImageTaskData {
   @IsOptional()
   @IsIn(IMAGE_FORMATS)
   format: ImageFormat = GENERATE_IMAGE_DEFAULTS.format;
+
+  // The initializer is the default SafetyCheckField's Swagger schema names (false).
+  @SafetyCheckField()
+  safety_check: boolean = false;
 }
 
 export const GENERATE_IMAGE_TASK: TaskDefinition<GenerateImageTaskData> = {
