@@ -88,6 +88,7 @@ describe('contract defaults', () => {
       fps: 30,
       resolution: '640x360',
       camera_angle: 'pan_left',
+      framing: 'faces',
       lighting: 'night',
       background: '#112233',
       character_voice_profile: 'young_female',

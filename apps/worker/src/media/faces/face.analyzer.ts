@@ -146,7 +146,13 @@ export class FaceAnalyzer {
         .raw()
         .toBuffer({ resolveWithObject: true });
       if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
-      return { data: pixels, width: info.width, height: info.height, originalWidth, originalHeight };
+      return {
+        data: pixels,
+        width: info.width,
+        height: info.height,
+        originalWidth,
+        originalHeight,
+      };
     } catch (err) {
       throw InputFetchError.undecodableImage(field, url, err);
     }
@@ -154,7 +160,10 @@ export class FaceAnalyzer {
 
   /** Runs `fn` with the model loaded; `analyze` inside it runs the networks. */
   async use<T>(
-    fn: (run: (image: DetectionImage) => Promise<HumanFindings>, model: FaceModelInfo) => Promise<T>,
+    fn: (
+      run: (image: DetectionImage) => Promise<HumanFindings>,
+      model: FaceModelInfo,
+    ) => Promise<T>,
   ): Promise<T> {
     await this.gpu.init();
     return this.models.use(HUMAN_FACE_BODY_MODEL, (m) => {
@@ -188,7 +197,10 @@ function findings(result: HumanResult, image: DetectionImage, ms: number): Human
   const sy = image.originalHeight / image.height;
   const W = image.originalWidth;
   const H = image.originalHeight;
-  const point = (p: readonly number[]): Point => ({ x: round(p[0] * sx, 1), y: round(p[1] * sy, 1) });
+  const point = (p: readonly number[]): Point => ({
+    x: round(p[0] * sx, 1),
+    y: round(p[1] * sy, 1),
+  });
   const box = (b: readonly number[]): Box => {
     const x = clamp(b[0] * sx, 0, W);
     const y = clamp(b[1] * sy, 0, H);
@@ -217,7 +229,8 @@ function findings(result: HumanResult, image: DetectionImage, ms: number): Human
         : null;
     const angle = (f.rotation as { angle?: Record<string, number> } | undefined)?.angle;
     const emotions = (f.emotion as Array<{ emotion: string; score: number }> | undefined) ?? [];
-    const gender = f.gender === 'female' || f.gender === 'male' ? (f.gender as 'female' | 'male') : 'unknown';
+    const gender =
+      f.gender === 'female' || f.gender === 'male' ? (f.gender as 'female' | 'male') : 'unknown';
     return {
       score: round(Number(f.score ?? 0), 3),
       box: faceBox,
@@ -239,15 +252,13 @@ function findings(result: HumanResult, image: DetectionImage, ms: number): Human
 
   const bodies = result.body
     .filter((b) => Number(b.score) >= BODY_MIN_SCORE)
-    .map(
-      (b): BodyPose => ({
-        score: round(Number(b.score), 3),
-        box: box(b.box as number[]),
-        keypoints: (b.keypoints as Array<{ part: string; position: number[]; score: number }>).map(
-          (k) => ({ part: k.part, ...point(k.position), score: round(k.score, 3) }),
-        ),
-      }),
-    );
+    .map((b): BodyPose => ({
+      score: round(Number(b.score), 3),
+      box: box(b.box as number[]),
+      keypoints: (b.keypoints as Array<{ part: string; position: number[]; score: number }>).map(
+        (k) => ({ part: k.part, ...point(k.position), score: round(k.score, 3) }),
+      ),
+    }));
   return { width: W, height: H, faces, bodies, inference_ms: Math.round(ms) };
 }
 

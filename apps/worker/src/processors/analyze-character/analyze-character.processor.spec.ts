@@ -2,7 +2,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
-import { ANALYZE_CHARACTER_TASK, validateTaskData, type AnalyzeCharacterTaskData } from '@app/tasks';
+import {
+  ANALYZE_CHARACTER_TASK,
+  validateTaskData,
+  type AnalyzeCharacterTaskData,
+} from '@app/tasks';
 import { TestFileServer } from '@app/testing';
 import { InputFetchError } from '../../inputs/input-fetch.error';
 import type { RunningTask, TaskOutput } from '../../runtime/task-processor';
