@@ -17,15 +17,19 @@ import { AppConfig } from '@app/config';
 import type { MediaKind } from '@app/projects';
 import { isDuplicateTaskIdError, isRetryableStatus, PayloadError } from './payload.errors';
 
-/** Seed 000: the media types the main app's media collection knows. */
+/**
+ * Seed 000: the media types the main app's media collection knows; `animation` and `analysis`
+ * (a JSON report such as analyze_character's) are ours, and need options of that select field.
+ */
 export type PayloadMediaType =
-  'video_segment' | 'character_design' | 'dialogue_audio' | 'animation';
+  'video_segment' | 'character_design' | 'dialogue_audio' | 'animation' | 'analysis';
 
 const PAYLOAD_MEDIA_TYPES: Record<MediaKind, PayloadMediaType> = {
   video: 'video_segment',
   image: 'character_design',
   audio: 'dialogue_audio',
   animation: 'animation',
+  analysis: 'analysis',
 };
 
 /** The Payload media type of a task's media kind (`image` → `character_design`, ...). */

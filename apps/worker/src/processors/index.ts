@@ -1,4 +1,5 @@
 import type { Type } from '@nestjs/common';
+import { AnalyzeCharacterModule } from './analyze-character/analyze-character.module';
 import { GenerateImageModule } from './generate-image/generate-image.module';
 import { GenerateVideoModule } from './generate-video/generate-video.module';
 import { ProcessAudioModule } from './process-audio/process-audio.module';
@@ -10,4 +11,5 @@ export const PROCESSOR_MODULES: Type<unknown>[] = [
   GenerateVideoModule,
   RenderAnimationModule,
   ProcessAudioModule,
+  AnalyzeCharacterModule,
 ];

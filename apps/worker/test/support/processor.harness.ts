@@ -9,6 +9,8 @@ export interface StartedProcessor<P> {
   processor: P;
   /** The module's tfjs service (asking for it throws when the processor does not use tfjs). */
   readonly gpu: GpuService;
+  /** Another provider of the module (e.g. a service the processor uses). */
+  get<T>(token: Type<T>): T;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,7 @@ export async function startProcessor<P>(
     get gpu() {
       return moduleRef.get(GpuService, { strict: false });
     },
+    get: (token) => moduleRef.get(token, { strict: false }),
     close: () => moduleRef.close(),
   };
 }

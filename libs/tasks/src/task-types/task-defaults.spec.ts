@@ -1,5 +1,9 @@
 import type { Type } from '@nestjs/common';
 import { DECORATORS } from '@nestjs/swagger';
+import {
+  ANALYZE_CHARACTER_DEFAULTS,
+  ANALYZE_CHARACTER_TASK,
+} from './analyze-character/analyze-character.task';
 import { GENERATE_IMAGE_DEFAULTS, GENERATE_IMAGE_TASK } from './generate-image/generate-image.task';
 import { GENERATE_VIDEO_DEFAULTS, GENERATE_VIDEO_TASK } from './generate-video/generate-video.task';
 import { VIDEO_OUTPUT } from './generate-video/video-output.options';
@@ -52,6 +56,12 @@ const CASES: Array<{
     minimal: { text: 'Hello.' },
     defaults: PROCESS_AUDIO_DEFAULTS,
   },
+  {
+    name: 'analyze_character',
+    def: ANALYZE_CHARACTER_TASK,
+    minimal: { image_urls: ['https://example.com/a.jpg'] },
+    defaults: ANALYZE_CHARACTER_DEFAULTS,
+  },
 ];
 
 describe('contract defaults', () => {
@@ -78,12 +88,15 @@ describe('contract defaults', () => {
       fps: 30,
       resolution: '640x360',
       camera_angle: 'pan_left',
+      framing: 'faces',
       lighting: 'night',
       background: '#112233',
       character_voice_profile: 'young_female',
       emotion: 'sad',
       pace: 'fast',
       background_noise: 'wind',
+      include_embeddings: true,
+      match_threshold: 0.5,
     };
     const given = Object.fromEntries(Object.keys(defaults).map((k) => [k, other[k]]));
     expect(validateTaskData(def, { ...minimal, ...given })).toMatchObject(given);

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import { ANALYZE_CHARACTER_TASK } from './analyze-character/analyze-character.task';
 import { GENERATE_IMAGE_TASK } from './generate-image/generate-image.task';
 import { GENERATE_VIDEO_TASK } from './generate-video/generate-video.task';
 import { PROCESS_AUDIO_TASK } from './process-audio/process-audio.task';
@@ -11,6 +12,7 @@ export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [
   GENERATE_VIDEO_TASK,
   RENDER_ANIMATION_TASK,
   PROCESS_AUDIO_TASK,
+  ANALYZE_CHARACTER_TASK,
 ];
 
 /** Extra definitions for tests and benchmarks (e.g. a no-op type); never set by the apps. */

@@ -26,6 +26,9 @@ function smooth(u: number): number {
 
 const lerp = (a: number, b: number, u: number) => a + (b - a) * u;
 
+/** How far either side of a centred subject a pan or tilt starts and ends (0..1 of the frame). */
+const PAN_SPAN = 0.25;
+
 export function cameraPresetFor(angle: string | undefined): CameraPreset {
   return (CAMERA_PRESETS as readonly string[]).includes(angle ?? '')
     ? (angle as CameraPreset)
@@ -60,23 +63,36 @@ export function subjectFocus(positions: readonly string[] | undefined): FramePoi
  * The camera at `u` (0 = first frame, 1 = last) of a clip `seconds` long: zoom (1 = the whole
  * source) and where it looks. Moves run over the whole clip, across the storyboard's shots.
  */
-function shotAt(preset: CameraPreset, u: number, seconds: number, subject: FramePoint): Shot {
+function shotAt(
+  preset: CameraPreset,
+  u: number,
+  seconds: number,
+  subject: FramePoint,
+  centred: boolean,
+): Shot {
   const e = smooth(u);
   switch (preset) {
     case 'wide_shot':
       // A slow push keeps a still frame alive.
-      return { zoom: lerp(1, 1.06, u), x: 0.5, y: 0.5 };
+      return { zoom: lerp(1, 1.06, u), x: centred ? subject.x : 0.5, y: centred ? subject.y : 0.5 };
     case 'medium_shot':
       return { zoom: lerp(1.5, 1.56, u), x: subject.x, y: lerp(0.5, subject.y, 0.6) };
     case 'close_up':
       return { zoom: lerp(2.3, 2.4, u), x: subject.x, y: subject.y };
     case 'pan_left':
       // Starts on the right of the scene and turns left; the clamp keeps the view inside.
-      return { zoom: 1.35, x: lerp(1, 0, e), y: 0.5 };
+      // Centred on the subject, the pan sweeps across it instead of across the whole frame.
+      return centred
+        ? { zoom: 1.35, x: lerp(subject.x + PAN_SPAN, subject.x - PAN_SPAN, e), y: subject.y }
+        : { zoom: 1.35, x: lerp(1, 0, e), y: 0.5 };
     case 'pan_right':
-      return { zoom: 1.35, x: lerp(0, 1, e), y: 0.5 };
+      return centred
+        ? { zoom: 1.35, x: lerp(subject.x - PAN_SPAN, subject.x + PAN_SPAN, e), y: subject.y }
+        : { zoom: 1.35, x: lerp(0, 1, e), y: 0.5 };
     case 'tilt_up':
-      return { zoom: 1.35, x: 0.5, y: lerp(1, 0, e) };
+      return centred
+        ? { zoom: 1.35, x: subject.x, y: lerp(subject.y + PAN_SPAN, subject.y - PAN_SPAN, e) }
+        : { zoom: 1.35, x: 0.5, y: lerp(1, 0, e) };
     case 'dolly_in':
       return { zoom: lerp(1, 1.8, e), x: lerp(0.5, subject.x, e), y: lerp(0.5, subject.y, e) };
     case 'dolly_out':
@@ -93,14 +109,19 @@ function shotAt(preset: CameraPreset, u: number, seconds: number, subject: Frame
   }
 }
 
-/** The crop box of `preset` at `u` in 0..1; always inside the source. */
+/**
+ * The crop box of `preset` at `u` in 0..1; always inside the source. `centred` (framing on
+ * faces) also centres the moves that otherwise keep to the frame's middle (wide shot, pans,
+ * tilt) on the subject.
+ */
 export function cameraBox(
   preset: CameraPreset,
   u: number,
   seconds: number,
   subject: FramePoint,
+  centred = false,
 ): CameraBox {
-  const shot = shotAt(preset, u, seconds, subject);
+  const shot = shotAt(preset, u, seconds, subject, centred);
   const half = 0.5 / Math.max(1, shot.zoom);
   const cx = Math.min(1 - half, Math.max(half, shot.x));
   const cy = Math.min(1 - half, Math.max(half, shot.y));

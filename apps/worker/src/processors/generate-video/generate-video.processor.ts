@@ -10,10 +10,12 @@ import {
   type GenerateVideoTaskData,
 } from '@app/tasks';
 import { InputFetcher } from '../../inputs/input-fetcher';
+import { FaceAnalyzer } from '../../media/faces/face.analyzer';
 import {
   cameraBox,
   type CameraBox,
   cameraPresetFor,
+  type FramePoint,
   maxZoom,
   subjectFocus,
 } from '../../media/video/camera.path';
@@ -27,6 +29,7 @@ import {
   type TaskProcessor,
 } from '../../runtime/task-processor';
 import { mixAmbience, planAmbience } from './ambience.track';
+import { frameFaces, type FaceFraming } from './face.framing';
 import { ShotTimeline, type ShotAt } from './shot.timeline';
 import { Storyboard } from './storyboard.source';
 
@@ -47,6 +50,8 @@ const LOADED = 0.05;
 const RENDER_FROM = 0.2;
 const RENDER_TO = 0.9;
 const ENCODED = 0.94;
+/** Share of LOADED..RENDER_FROM the fetches fill (face framing fills the rest but a little). */
+const FETCH_SHARE = 0.8;
 
 /**
  * Video segments from storyboard frames: each storyboard frame is colour-graded once, a
@@ -59,7 +64,10 @@ const ENCODED = 0.94;
 export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskData> {
   private readonly logger = new Logger(GenerateVideoProcessor.name);
 
-  constructor(private readonly inputs: InputFetcher) {}
+  constructor(
+    private readonly inputs: InputFetcher,
+    private readonly faces: FaceAnalyzer,
+  ) {}
 
   async process(task: RunningTask<GenerateVideoTaskData>): Promise<TaskOutput> {
     const data = task.data;
@@ -93,7 +101,7 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         signal: task.signal,
         onFetched: (done) =>
           task.progress(
-            LOADED + ((RENDER_FROM - LOADED) * 0.8 * done) / data.storyboard_images.length,
+            LOADED + ((RENDER_FROM - LOADED) * FETCH_SHARE * done) / data.storyboard_images.length,
             'processing_storyboard',
           ),
       });
@@ -107,6 +115,25 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       );
       const source = { width: Math.round(width * scale), height: Math.round(height * scale) };
       storyboard.useSourceSize(source.width, source.height);
+      // framing: faces — one face detection per storyboard frame, before any frame is rendered.
+      let faceFraming: FaceFraming | undefined;
+      if (data.framing === 'faces') {
+        const from = LOADED + (RENDER_FROM - LOADED) * FETCH_SHARE;
+        const unique = new Set(data.storyboard_images).size;
+        faceFraming = await frameFaces(this.faces, storyboard.inputs, source, {
+          signal: task.signal,
+          onFrame: (done) =>
+            task.progress(
+              from + ((RENDER_FROM - from) * 0.9 * done) / unique,
+              'processing_storyboard',
+            ),
+        });
+      }
+      // Where the camera centres in each shot: its faces, else the character positions.
+      const focus: FramePoint[] = Array.from(
+        { length: storyboard.length },
+        (_, i) => faceFraming?.frames[i].focus ?? subject,
+      );
       const shots = new ShotSources(storyboard, source, (bytes) => gradeBytes(grade, bytes));
       // The first frame decodes in sharp's thread pool while the screen light is made, once:
       // fixed-point gains every output frame is multiplied by.
@@ -154,9 +181,15 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
           const t0 = Date.now();
           const plan: PlannedFrame[] = [];
           for (let f = first; f < Math.min(frames, first + batch); f++) {
+            const at = timeline.at(f / fps);
+            // During a crossfade the camera glides from one shot's focus to the next one's.
+            const aim = at.next
+              ? lerpPoint(focus[at.shot], focus[at.next.shot], at.next.weight)
+              : focus[at.shot];
+            const u = frames > 1 ? f / (frames - 1) : 0;
             plan.push({
-              box: cameraBox(camera, frames > 1 ? f / (frames - 1) : 0, duration, subject),
-              ...timeline.at(f / fps),
+              box: cameraBox(camera, u, duration, aim, faceFraming !== undefined),
+              ...at,
             });
           }
           await shots.prepareFor(plan);
@@ -201,7 +234,16 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       } finally {
         await renderer?.close();
       }
-      return { setupMs, prepareMs, renderMs, encodeWaitMs, source, audio, simd: renderer?.simd };
+      return {
+        setupMs,
+        prepareMs,
+        renderMs,
+        encodeWaitMs,
+        source,
+        audio,
+        simd: renderer?.simd,
+        faceFraming,
+      };
     })();
     let stats: Awaited<typeof render>;
     try {
@@ -223,7 +265,8 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         `${stats.renderMs} ms${stats.simd ? '' : ' without WebAssembly SIMD'}, ` +
         `waiting for ffmpeg ${stats.encodeWaitMs} ms; sources ` +
         `${stats.source.width}x${stats.source.height}), camera ${camera}, ` +
-        `lighting ${grade.preset}, ambience ${sound.ambiences.join('+') || 'none'}`,
+        `lighting ${grade.preset}, ambience ${sound.ambiences.join('+') || 'none'}, framing ` +
+        `${data.framing}${stats.faceFraming ? ` (faces ${stats.faceFraming.frames.map((f) => f.faces).join(',')})` : ''}`,
     );
     return {
       media: { kind: 'file', path: output, extension: 'mp4', contentType: 'video/mp4' },
@@ -246,6 +289,8 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
         lighting: data.lighting,
         lighting_preset: grade.preset,
         character_positions: data.character_positions ?? [],
+        framing: data.framing,
+        ...(stats.faceFraming ? faceFramingMetadata(stats.faceFraming) : {}),
         audio_cues: data.audio_cues ?? [],
         ambience: sound.ambiences,
         ignored_audio_cues: sound.ignored,
@@ -253,6 +298,27 @@ export class GenerateVideoProcessor implements TaskProcessor<GenerateVideoTaskDa
       },
     };
   }
+}
+
+/**
+ * What face framing found, for result.metadata: faces per storyboard frame, what each frame was
+ * framed on (`positions` where no face was found, the fallback), and the focus used.
+ */
+function faceFramingMetadata(framing: FaceFraming): Record<string, unknown> {
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  return {
+    faces_per_frame: framing.frames.map((f) => f.faces),
+    framing_per_frame: framing.frames.map((f) => (f.focus ? 'faces' : 'positions')),
+    face_focus_per_frame: framing.frames.map((f) =>
+      f.focus ? { x: round(f.focus.x), y: round(f.focus.y) } : null,
+    ),
+    framing_fallback_frames: framing.frames.flatMap((f, i) => (f.focus ? [] : [i])),
+    face_model: `${framing.model.name}@${framing.model.version}`,
+  };
+}
+
+function lerpPoint(a: FramePoint, b: FramePoint, u: number): FramePoint {
+  return { x: a.x + (b.x - a.x) * u, y: a.y + (b.y - a.y) * u };
 }
 
 /** One output frame: where the camera looks and which shot(s) it sees. */

@@ -34,6 +34,11 @@ export class Storyboard {
     return this.frames.length;
   }
 
+  /** The fetched frames, in storyboard order (encoded bytes and upright size). */
+  get inputs(): readonly ImageInput[] {
+    return this.frames;
+  }
+
   /** Sets the size every frame is decoded to (cover-fitted, centred). */
   useSourceSize(width: number, height: number): void {
     this.size = { width, height };

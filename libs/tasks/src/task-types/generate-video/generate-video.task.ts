@@ -3,6 +3,7 @@ import {
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
+  IsIn,
   IsOptional,
   IsString,
   Length,
@@ -37,11 +38,23 @@ export const VIDEO_LIGHTING_PRESETS = [
 ] as const;
 export type VideoLightingPreset = (typeof VIDEO_LIGHTING_PRESETS)[number];
 
+/**
+ * What the camera centres on: `positions`, the words of `character_positions`; `faces`, the
+ * faces found in each storyboard frame (human-face-body), `positions` for a frame without one.
+ */
+export const VIDEO_FRAMINGS = ['positions', 'faces'] as const;
+export type VideoFraming = (typeof VIDEO_FRAMINGS)[number];
+
 /** What generate_video does when `task_data` leaves a field out (or sends null). */
 export const GENERATE_VIDEO_DEFAULTS = {
   camera_angle: 'wide_shot',
   lighting: 'natural',
-} as const satisfies { camera_angle: CameraPreset; lighting: VideoLightingPreset };
+  framing: 'positions',
+} as const satisfies {
+  camera_angle: CameraPreset;
+  lighting: VideoLightingPreset;
+  framing: VideoFraming;
+};
 
 /**
  * `task_data` of generate_video. A property's initializer is its default (validateTaskData fills
@@ -82,6 +95,18 @@ export class GenerateVideoTaskData extends VideoOutputOptions {
   @IsString()
   @MaxLength(100)
   camera_angle: string = GENERATE_VIDEO_DEFAULTS.camera_angle;
+
+  @ApiPropertyOptional({
+    description:
+      'What the camera move centres on: `positions` (character_positions words) or `faces` ' +
+      '(the faces detected in each storyboard frame; a frame without a face falls back to ' +
+      'positions, and result.metadata says which).',
+    enum: VIDEO_FRAMINGS,
+    default: GENERATE_VIDEO_DEFAULTS.framing,
+  })
+  @IsOptional()
+  @IsIn(VIDEO_FRAMINGS)
+  framing: VideoFraming = GENERATE_VIDEO_DEFAULTS.framing;
 
   @ApiPropertyOptional({
     description: `Light grade; known presets: ${VIDEO_LIGHTING_PRESETS.join(', ')}.`,
@@ -137,6 +162,8 @@ export const GENERATE_VIDEO_TASK: TaskDefinition<GenerateVideoTaskData> = {
     const { width, height } = parseResolution(data.resolution);
     const { frames } = videoTiming(data.duration, data.fps);
     const perFrame = 0.1 * ((width * height) / (1920 * 1080));
-    return Math.max(3, Math.round(2 + 0.4 * data.storyboard_images.length + frames * perFrame));
+    // Face framing runs the face networks once per storyboard frame (~0.5 s each).
+    const perShot = data.framing === 'faces' ? 0.9 : 0.4;
+    return Math.max(3, Math.round(2 + perShot * data.storyboard_images.length + frames * perFrame));
   },
 };
