@@ -6,6 +6,7 @@ import { GpuDeviceMonitor, GpuHealthIndicator, GpuService } from '@app/gpu';
 import { RedisHealthIndicator } from '@app/observability';
 import { freePort } from '@app/testing';
 import { WorkerMetrics } from '../metrics/worker-metrics.service';
+import { ModelPreloader } from '../models/model-preloader';
 import { WorkerHealthServer, workerHealthServerProvider } from './worker-health.server';
 import { WorkerReadiness } from './worker-readiness';
 
@@ -21,6 +22,7 @@ async function get(url: string) {
  */
 async function build(env: Record<string, string>) {
   const redisUp = { value: true };
+  const modelsLoading = { value: false };
   const config = AppConfig.fromEnv({ API_KEYS: 'k', TFJS_BACKEND: 'wasm', ...env });
   const module = await Test.createTestingModule({
     imports: [TerminusModule.forRoot({ logger: false })],
@@ -46,10 +48,19 @@ async function build(env: Record<string, string>) {
           scrape: async () => 'tasks_total 0\n',
         },
       },
+      {
+        provide: ModelPreloader,
+        useValue: {
+          check: () =>
+            modelsLoading.value
+              ? { models: { status: 'down', ready: [], loading: ['esrgan-slim-x4'] } }
+              : { models: { status: 'up', ready: ['esrgan-slim-x4'] } },
+        },
+      },
       workerHealthServerProvider,
     ],
   }).compile();
-  return { module, redisUp, server: module.get(WorkerHealthServer) };
+  return { module, redisUp, modelsLoading, server: module.get(WorkerHealthServer) };
 }
 
 describe('WorkerHealthServer', () => {
@@ -58,7 +69,9 @@ describe('WorkerHealthServer', () => {
 
   it('is live but not ready while the worker boots, ready once it has, not ready when stopping', async () => {
     const port = await freePort();
-    const { module, redisUp, server } = await build({ WORKER_HEALTH_PORT: String(port) });
+    const { module, redisUp, modelsLoading, server } = await build({
+      WORKER_HEALTH_PORT: String(port),
+    });
     const base = `http://127.0.0.1:${port}`;
     try {
       // Compiled, not initialised: tfjs has not started, processors have not warmed up.
@@ -85,6 +98,17 @@ describe('WorkerHealthServer', () => {
       expect((await get(`${base}/health/ready`)).status).toBe(503);
       expect((await get(`${base}/health/live`)).status).toBe(200);
       redisUp.value = true;
+
+      // A model still loading keeps it not ready, and readiness names it.
+      modelsLoading.value = true;
+      const loading = await get(`${base}/health/ready`);
+      expect(loading.status).toBe(503);
+      expect(loading.json.error.models).toEqual({
+        status: 'down',
+        ready: [],
+        loading: ['esrgan-slim-x4'],
+      });
+      modelsLoading.value = false;
 
       const metrics = await get(`${base}/metrics`);
       expect(metrics).toMatchObject({ status: 200, text: 'tasks_total 0\n' });
