@@ -27,7 +27,26 @@ const PARTS: Record<string, { load: () => Promise<BenchPart>; limitMs: number }>
     load: async () => (await import('./memory.bench')).memoryBench(),
     limitMs: 9 * 60_000,
   },
+  character: {
+    load: async () => modelPart(await (await import('./character.bench')).characterBenchRows()),
+    limitMs: 8 * 60_000,
+  },
+  safety: {
+    load: async () => modelPart(await (await import('./safety.bench')).safetyBenchRows()),
+    limitMs: 5 * 60_000,
+  },
 };
+
+/** The trained-network benchmarks report rows only; their caveat is the same one. */
+function modelPart(rows: BenchRow[]): BenchPart {
+  return {
+    rows,
+    notes: [
+      `${rows[0]?.part ?? 'model'}: trained networks on the backend named in each figure (no GPU ` +
+        'here: wasm on 2 shared cores; a CUDA worker runs them on tfjs-node-gpu).',
+    ],
+  };
+}
 
 /** A benchmark prints its results: that is its whole point. */
 function say(text: string): void {
