@@ -129,12 +129,17 @@ describe('synthesizeAmbience', () => {
     expect(sorted[Math.floor(sorted.length * 0.3)]).toBeLessThan(Math.max(...levels) * 0.05);
   });
 
-  it('renders 30 s at 44.1 kHz well under a second', () => {
-    synth('crowd', 1); // warm the JIT
+  it('renders 30 s at 44.1 kHz whole, finite and bounded (its speed is a benchmark figure)', () => {
     for (const name of AMBIENCE_NAMES) {
-      const started = performance.now();
-      synth(name, 30);
-      expect(performance.now() - started).toBeLessThan(900);
+      const out = synth(name, 30);
+      expect(out.length).toBe(30 * SR);
+      let peak = 0;
+      for (const v of out) {
+        expect(Number.isFinite(v)).toBe(true);
+        peak = Math.max(peak, Math.abs(v));
+      }
+      expect(peak).toBeGreaterThan(0);
+      expect(peak).toBeLessThanOrEqual(1);
     }
   });
 });
