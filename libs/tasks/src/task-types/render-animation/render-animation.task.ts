@@ -146,8 +146,8 @@ export class AnimationLayer {
     enum: SEGMENTATION_QUALITIES,
     default: RENDER_ANIMATION_DEFAULTS.remove_background_quality,
     description:
-      'With remove_background: best (Robust Video Matting, soft edges, ~1 s per layer) or ' +
-      "fast (MediaPipe Selfie, tens of ms). Same networks as remove_background's quality.",
+      'With remove_background: best (Robust Video Matting, soft edges, ~1.5 s per layer on ' +
+      "wasm) or fast (MediaPipe Selfie, ~0.1 s). Same networks as remove_background's quality.",
   })
   @IsOptional()
   @IsIn(SEGMENTATION_QUALITIES)
