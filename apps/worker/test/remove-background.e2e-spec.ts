@@ -111,6 +111,20 @@ describe('remove_background end to end', () => {
     },
   );
 
+  it('safety_check: the input and the cut-out are classified, scores in result.metadata.safety', async () => {
+    const { final } = await run({
+      project_id: 'cutouts_e2e',
+      task_type: 'remove_background',
+      task_data: { image_url: `${base}/actor.png`, quality: 'fast', safety_check: true },
+    });
+    expect(final.status).toBe('completed');
+    expect(final.result.metadata.safety).toMatchObject({
+      model: 'nsfw-mobilenet-v2',
+      blocked: false,
+      inputs: [{ field: 'task_data.image_url' }],
+    });
+  });
+
   it.each([
     [{}, /task_data\.image_url/],
     [{ image_url: 'ftp://example.com/a.jpg' }, /task_data\.image_url/],

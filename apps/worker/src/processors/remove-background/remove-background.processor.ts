@@ -69,6 +69,8 @@ export class RemoveBackgroundProcessor implements TaskProcessor<RemoveBackground
       projectId: task.projectId,
       signal: task.signal,
     });
+    // safety_check: the input is classified too (the runtime checks the cut-out itself).
+    await task.safety?.checkInputs([{ field: input.field, data: input.data }], task.signal);
     await task.progress(FETCHED, 'fetching_image');
     // Upright (EXIF orientation applied), transparency kept, at its own size.
     const rgba = await decodeRgba(input, input.width, input.height);
