@@ -20,5 +20,6 @@ export * from './task-types/generate-video/video-output.options';
 export * from './task-types/render-animation/render-animation.task';
 export * from './task-types/process-audio/process-audio.task';
 export * from './task-types/analyze-character/analyze-character.task';
+export * from './task-types/remove-background/remove-background.task';
 export * from './tasks.module';
 export * from './until-aborted';

@@ -3,6 +3,7 @@ import { AnalyzeCharacterModule } from './analyze-character/analyze-character.mo
 import { GenerateImageModule } from './generate-image/generate-image.module';
 import { GenerateVideoModule } from './generate-video/generate-video.module';
 import { ProcessAudioModule } from './process-audio/process-audio.module';
+import { RemoveBackgroundModule } from './remove-background/remove-background.module';
 import { RenderAnimationModule } from './render-animation/render-animation.module';
 
 /** One module per task type; the registry checks at boot that each served type has one. */
@@ -12,4 +13,5 @@ export const PROCESSOR_MODULES: Type<unknown>[] = [
   RenderAnimationModule,
   ProcessAudioModule,
   AnalyzeCharacterModule,
+  RemoveBackgroundModule,
 ];

@@ -22,6 +22,12 @@ export interface ModelTensorSpec {
   range?: [number, number];
 }
 
+export interface ModelWarmupInput {
+  /** [] for a scalar. */
+  shape: number[];
+  value?: number;
+}
+
 export interface ModelFileSpec {
   /** Path inside the version's folder. */
   path: string;
@@ -46,8 +52,12 @@ export interface ModelConfig {
   preferred_batch_sizes?: number[];
   /** Backend memory one inference of the warm-up input needs beyond the weights, bytes. */
   memory_bytes?: number;
-  /** The input of the warm-up inference (unknown dimensions of `inputs` otherwise become 1). */
-  warmup?: { shape: number[] };
+  /**
+   * The warm-up inference: `shape` for every input (unknown dimensions of `inputs` otherwise
+   * become 1), or per input by name (`:0` suffixes ignored) a shape and the value it is filled
+   * with (default 0) — a graph with several inputs (recurrent states, a scalar ratio) needs both.
+   */
+  warmup?: { shape?: number[]; inputs?: Record<string, ModelWarmupInput> };
   /** Custom layers of a layers model, by class name; the repository registers known ones. */
   custom_layers?: string[];
   /** Files of the version; object storage downloads are checked against size and digest. */
@@ -107,9 +117,24 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
   )
     fail('"model_file" must be a relative path inside the version folder');
   if (c.warmup !== undefined) {
-    const w = c.warmup as { shape?: unknown };
-    if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isInteger(d) && (d as number) > 0))
+    const w = c.warmup as { shape?: unknown; inputs?: unknown };
+    const isShape = (s: unknown) =>
+      Array.isArray(s) && s.every((d) => Number.isInteger(d) && (d as number) > 0);
+    if (w.shape === undefined && w.inputs === undefined)
+      fail('"warmup" must have "shape" or "inputs"');
+    if (w.shape !== undefined && !isShape(w.shape))
       fail('"warmup.shape" must be an array of positive integers');
+    if (w.inputs !== undefined) {
+      if (!w.inputs || typeof w.inputs !== 'object' || Array.isArray(w.inputs))
+        fail('"warmup.inputs" must be an object of input names');
+      for (const [name, input] of Object.entries(w.inputs as Record<string, unknown>)) {
+        const i = input as { shape?: unknown; value?: unknown } | null;
+        if (!i || !isShape(i.shape))
+          fail(`"warmup.inputs.${name}.shape" must be an array of positive integers`);
+        if (i!.value !== undefined && (typeof i!.value !== 'number' || !Number.isFinite(i!.value)))
+          fail(`"warmup.inputs.${name}.value" must be a number`);
+      }
+    }
   }
   return c as unknown as ModelConfig;
 }

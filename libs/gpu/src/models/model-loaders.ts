@@ -167,8 +167,15 @@ export async function warmUp(
     }
     case 'tfjs-graph': {
       const named: Record<string, TfCore.Tensor> = {};
-      for (const info of handle.model.inputs)
-        named[info.name] = tf.zeros(shapeOf(info.shape), info.dtype);
+      const byName = new Map(
+        Object.entries(config.warmup?.inputs ?? {}).map(([k, v]) => [k.replace(/:0$/, ''), v]),
+      );
+      for (const info of handle.model.inputs) {
+        const given = byName.get(info.name.replace(/:0$/, ''));
+        named[info.name] = given
+          ? tf.fill(given.shape, given.value ?? 0, info.dtype)
+          : tf.zeros(shapeOf(info.shape), info.dtype);
+      }
       try {
         let out: TfCore.Tensor | TfCore.Tensor[];
         try {

@@ -9,6 +9,10 @@ import { GENERATE_VIDEO_DEFAULTS, GENERATE_VIDEO_TASK } from './generate-video/g
 import { VIDEO_OUTPUT } from './generate-video/video-output.options';
 import { PROCESS_AUDIO_DEFAULTS, PROCESS_AUDIO_TASK } from './process-audio/process-audio.task';
 import {
+  REMOVE_BACKGROUND_DEFAULTS,
+  REMOVE_BACKGROUND_TASK,
+} from './remove-background/remove-background.task';
+import {
   AnimationKeyframe,
   AnimationLayer,
   RENDER_ANIMATION_DEFAULTS,
@@ -62,6 +66,12 @@ const CASES: Array<{
     minimal: { image_urls: ['https://example.com/a.jpg'] },
     defaults: ANALYZE_CHARACTER_DEFAULTS,
   },
+  {
+    name: 'remove_background',
+    def: REMOVE_BACKGROUND_TASK,
+    minimal: { image_url: 'https://example.com/actor.jpg' },
+    defaults: REMOVE_BACKGROUND_DEFAULTS,
+  },
 ];
 
 describe('contract defaults', () => {
@@ -97,6 +107,7 @@ describe('contract defaults', () => {
       background_noise: 'wind',
       include_embeddings: true,
       match_threshold: 0.5,
+      quality: 'fast',
     };
     const given = Object.fromEntries(Object.keys(defaults).map((k) => [k, other[k]]));
     expect(validateTaskData(def, { ...minimal, ...given })).toMatchObject(given);
@@ -116,6 +127,11 @@ describe('contract defaults', () => {
       layers: [LAYER, { ...LAYER, easing: null }, { ...LAYER, easing: 'ease_in' }],
     });
     expect(data.layers.map((l) => l.easing)).toEqual(['linear', 'linear', 'ease_in']);
+    expect(data.layers.map((l) => [l.remove_background, l.remove_background_quality])).toEqual([
+      [false, 'best'],
+      [false, 'best'],
+      [false, 'best'],
+    ]);
   });
 
   it('leaves fields without a default absent', () => {

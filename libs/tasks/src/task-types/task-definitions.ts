@@ -3,6 +3,7 @@ import { ANALYZE_CHARACTER_TASK } from './analyze-character/analyze-character.ta
 import { GENERATE_IMAGE_TASK } from './generate-image/generate-image.task';
 import { GENERATE_VIDEO_TASK } from './generate-video/generate-video.task';
 import { PROCESS_AUDIO_TASK } from './process-audio/process-audio.task';
+import { REMOVE_BACKGROUND_TASK } from './remove-background/remove-background.task';
 import { RENDER_ANIMATION_TASK } from './render-animation/render-animation.task';
 import type { TaskDefinition } from './task-definition';
 
@@ -13,6 +14,7 @@ export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [
   RENDER_ANIMATION_TASK,
   PROCESS_AUDIO_TASK,
   ANALYZE_CHARACTER_TASK,
+  REMOVE_BACKGROUND_TASK,
 ];
 
 /** Extra definitions for tests and benchmarks (e.g. a no-op type); never set by the apps. */

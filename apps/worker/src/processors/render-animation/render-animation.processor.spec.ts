@@ -7,6 +7,7 @@ import { RENDER_ANIMATION_TASK, validateTaskData, type RenderAnimationTaskData }
 import { TestFileServer } from '@app/testing';
 import { extractFrame, probeMedia } from '../../media/video/media.probe';
 import type { RunningTask } from '../../runtime/task-processor';
+import { encodeFigure, renderPersonFigure } from '../../../test/support/person.figure';
 import { outputFile as file, startProcessor } from '../../../test/support/processor.harness';
 import { RenderAnimationModule } from './render-animation.module';
 import { RenderAnimationProcessor } from './render-animation.processor';
@@ -59,6 +60,7 @@ describe('RenderAnimationProcessor', () => {
   let processor: RenderAnimationProcessor;
   let close: () => Promise<void>;
   const outputs: string[] = [];
+  const person = renderPersonFigure(240, 360);
 
   beforeAll(async () => {
     Logger.overrideLogger(false);
@@ -93,6 +95,11 @@ describe('RenderAnimationProcessor', () => {
         .jpeg()
         .toBuffer(),
       contentType: 'image/jpeg',
+    });
+    // A person (the generate_image figure) on a flat green background, 240×360.
+    files.set('/person.png', {
+      body: await encodeFigure(person, 'png'),
+      contentType: 'image/png',
     });
     base = await files.start();
     ({ processor, close } = await startProcessor(RenderAnimationModule, RenderAnimationProcessor));
@@ -173,6 +180,62 @@ describe('RenderAnimationProcessor', () => {
     // The disc has faded out.
     near(at(last, 80, 20), [0x11, 0x22, 0x33]);
   });
+
+  it.each(['best', 'fast'] as const)(
+    'remove_background (%s) cuts the person out of a layer: its flat background is gone',
+    async (quality) => {
+      // The same picture twice at a quarter of its size (60×90): as is on the left, cut out on
+      // the right, over red.
+      const { output, progress } = await run({
+        background: '#cc2222',
+        duration: 1,
+        layers: [
+          {
+            image_url: `${base}/person.png`,
+            keyframes: [{ time: 0, x: 40, y: 45, scale: 0.25 }],
+          },
+          {
+            image_url: `${base}/person.png`,
+            remove_background: true,
+            remove_background_quality: quality,
+            keyframes: [{ time: 0, x: 120, y: 45, scale: 0.25 }],
+          },
+        ],
+      });
+      expect(output.metadata).toMatchObject({
+        layers: 2,
+        removed_backgrounds: [
+          {
+            layer: 1,
+            model: quality === 'best' ? 'person-segmentation-rvm' : 'person-segmentation-selfie',
+            version: '1',
+          },
+        ],
+      });
+      const cut = (
+        output.metadata.removed_backgrounds as Array<{ foreground_fraction: number }>
+      )[0];
+      expect(cut.foreground_fraction).toBeCloseTo(person.coverage, 1);
+      expect(new Set(progress.map(([, s]) => s))).toContain('removing_backgrounds');
+
+      const frame = await extractFrame(file(output), 0, SIZE);
+      // Corners of the layers' areas: green as drawn on the left, the red background on the right.
+      for (const [dx, dy] of [
+        [-27, -42],
+        [27, -42],
+        [-27, 42],
+        [27, 42],
+      ]) {
+        near(at(frame, 40 + dx, 45 + dy), [140, 199, 140], 24);
+        near(at(frame, 120 + dx, 45 + dy), [0xcc, 0x22, 0x22], 24);
+      }
+      // The person itself is kept: the outfit at the belly (layer pixel 30, 50 of 60×90).
+      expect(person.truth[200 * 240 + 120]).toBe(1);
+      const belly = at(frame, 120, 50);
+      near(belly, at(frame, 40, 50), 30);
+      expect(belly[2]).toBeGreaterThan(belly[0]);
+    },
+  );
 
   it('covers the frame with a background image and fetches a repeated URL once', async () => {
     const before = files.hits.get('/square.png') ?? 0;

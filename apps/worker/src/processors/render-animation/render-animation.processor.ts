@@ -19,11 +19,17 @@ import {
   type LayerPlacement,
   type PremultipliedLayer,
 } from '../../media/animation/layer.compositor';
+import {
+  applyMatte,
+  PersonSegmenter,
+  type PersonMatte,
+} from '../../media/segmentation/person.segmenter';
 import { FfmpegEncoder } from '../../media/video/ffmpeg.encoder';
 import {
   decodeCover,
   decodeRgba,
   fetchImages,
+  type DecodedImage,
   type ImageInput,
 } from '../../media/video/image.inputs';
 import {
@@ -38,6 +44,8 @@ import { KeyframeTrack } from './keyframe.track';
 const MAX_LAYER_SIDE = 4096;
 /** ... and all layers together stay within this many decoded pixels (16 bytes each as floats). */
 const LAYER_PIXEL_BUDGET = 32_000_000;
+/** A remove_background layer is segmented from its picture at up to this long side. */
+const SEGMENT_SIDE = 1024;
 
 // Progress milestones: frames fill RENDER_FROM .. RENDER_TO, the mux ends at ENCODED.
 const LOADED = 0.15;
@@ -52,6 +60,15 @@ interface Layer {
   scale: number;
 }
 
+/** What the segmentation of a `remove_background` layer reports in the metadata. */
+interface Cutout {
+  layer: number;
+  model: string;
+  version: string;
+  network_resolution: string;
+  foreground_fraction: number;
+}
+
 /**
  * Keyframed layer animations: each layer's keyframes are interpolated with its easing, and the
  * layer is warped by an affine transform per frame (bilinear) and composited over the background
@@ -62,7 +79,10 @@ interface Layer {
 export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTaskData> {
   private readonly logger = new Logger(RenderAnimationProcessor.name);
 
-  constructor(private readonly inputs: InputFetcher) {}
+  constructor(
+    private readonly inputs: InputFetcher,
+    private readonly segmenter: PersonSegmenter,
+  ) {}
 
   async process(task: RunningTask<RenderAnimationTaskData>): Promise<TaskOutput> {
     const data = task.data;
@@ -100,7 +120,42 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
         opacity: 1,
       };
       const tracks = data.layers.map((l) => new KeyframeTrack(l.keyframes, l.easing, start));
-      const layers = await loadLayers(images.slice(0, tracks.length), tracks, { width, height });
+      const cutoutLayers = data.layers.filter((l) => l.remove_background).length;
+      const cutouts: Cutout[] = [];
+      // A layer with remove_background is segmented once, from its picture at up to
+      // SEGMENT_SIDE (a layer shown small is still segmented from enough pixels), and the matte,
+      // scaled to the decoded layer, multiplies its alpha before it is premultiplied.
+      const cutOut = async (index: number, img: ImageInput, rgba: DecodedImage) => {
+        const layer = data.layers[index];
+        if (!layer.remove_background) return;
+        await task.progress(
+          LOADED + ((RENDER_FROM - LOADED) * cutouts.length) / cutoutLayers,
+          'removing_backgrounds',
+        );
+        const fit = Math.min(1, SEGMENT_SIDE / Math.max(img.width, img.height));
+        const sw = Math.max(1, Math.round(img.width * fit));
+        const sh = Math.max(1, Math.round(img.height * fit));
+        const source = sw <= rgba.width && sh <= rgba.height ? rgba : await decodeRgba(img, sw, sh);
+        const matte: PersonMatte = await this.segmenter.segment(
+          { data: source.data, width: source.width, height: source.height, channels: 4 },
+          layer.remove_background_quality,
+          task.signal,
+          rgba,
+        );
+        cutouts.push({
+          layer: index,
+          model: matte.model,
+          version: matte.version,
+          network_resolution: matte.networkResolution,
+          foreground_fraction: Number(applyMatte(rgba.data, matte.alpha).toFixed(4)),
+        });
+      };
+      const layers = await loadLayers(
+        images.slice(0, tracks.length),
+        tracks,
+        { width, height },
+        cutOut,
+      );
       const backdrop = backgroundColour
         ? solidFrame(backgroundColour, width, height)
         : (await decodeCover(images[tracks.length], width, height)).data;
@@ -155,7 +210,7 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
         await encoder.abort();
         throw err;
       }
-      return { composited, renderMs, encodeWaitMs };
+      return { composited, renderMs, encodeWaitMs, cutouts };
     })();
     let stats: Awaited<typeof render>;
     try {
@@ -189,6 +244,10 @@ export class RenderAnimationProcessor implements TaskProcessor<RenderAnimationTa
         backend: 'cpu',
         layers: data.layers.length,
         background: backgroundColour ? background.toLowerCase() : 'image',
+        // Layers cut out by a person segmentation network (tfjs, on the worker's backend).
+        ...(stats.cutouts.length > 0
+          ? { removed_backgrounds: stats.cutouts, segmentation_backend: this.segmenter.backend }
+          : {}),
         render_ms: elapsed,
       },
     };
@@ -204,6 +263,7 @@ async function loadLayers(
   images: readonly ImageInput[],
   tracks: readonly KeyframeTrack[],
   canvas: { width: number; height: number },
+  prepare: (index: number, image: ImageInput, rgba: DecodedImage) => Promise<void>,
 ): Promise<Layer[]> {
   const wanted = images.map((img, i) => {
     const long = Math.max(img.width, img.height);
@@ -218,6 +278,7 @@ async function loadLayers(
     const w = Math.max(1, Math.round(img.width * factor));
     const h = Math.max(1, Math.round(img.height * factor));
     const rgba = await decodeRgba(img, w, h);
+    await prepare(i, img, rgba);
     layers.push({
       image: premultiplied(rgba.data, rgba.width, rgba.height),
       track: tracks[i],

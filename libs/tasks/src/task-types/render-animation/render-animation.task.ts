@@ -4,6 +4,7 @@ import {
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
+  IsBoolean,
   IsIn,
   IsNumber,
   IsOptional,
@@ -21,6 +22,10 @@ import {
   VideoOutputOptions,
 } from '../generate-video/video-output.options';
 import { IsInputUrl } from '../input-url.validator';
+import {
+  SEGMENTATION_QUALITIES,
+  type SegmentationQuality,
+} from '../remove-background/remove-background.task';
 import type { TaskDefinition } from '../task-definition';
 
 export const EASINGS = ['linear', 'ease_in', 'ease_out', 'ease_in_out'] as const;
@@ -35,7 +40,14 @@ const FINITE = { allowNaN: false, allowInfinity: false } as const;
 export const RENDER_ANIMATION_DEFAULTS = {
   background: '#000000',
   easing: 'linear',
-} as const satisfies { background: string; easing: Easing };
+  remove_background: false,
+  remove_background_quality: 'best',
+} as const satisfies {
+  background: string;
+  easing: Easing;
+  remove_background: boolean;
+  remove_background_quality: SegmentationQuality;
+};
 
 /**
  * A layer's state at one moment. Properties left out keep the value of the previous keyframe
@@ -119,6 +131,28 @@ export class AnimationLayer {
   @IsOptional()
   @IsIn(EASINGS)
   easing: Easing = RENDER_ANIMATION_DEFAULTS.easing;
+
+  @ApiPropertyOptional({
+    default: RENDER_ANIMATION_DEFAULTS.remove_background,
+    description:
+      'Cut the person out of the layer image before compositing: it is segmented once and the ' +
+      "matte becomes the layer's alpha (multiplied with its own transparency).",
+  })
+  @IsOptional()
+  @IsBoolean()
+  remove_background: boolean = RENDER_ANIMATION_DEFAULTS.remove_background;
+
+  @ApiPropertyOptional({
+    enum: SEGMENTATION_QUALITIES,
+    default: RENDER_ANIMATION_DEFAULTS.remove_background_quality,
+    description:
+      'With remove_background: best (Robust Video Matting, soft edges, ~1.5 s per layer on ' +
+      "wasm) or fast (MediaPipe Selfie, ~0.1 s). Same networks as remove_background's quality.",
+  })
+  @IsOptional()
+  @IsIn(SEGMENTATION_QUALITIES)
+  remove_background_quality: SegmentationQuality =
+    RENDER_ANIMATION_DEFAULTS.remove_background_quality;
 }
 
 /**
@@ -167,9 +201,13 @@ export const RENDER_ANIMATION_TASK: TaskDefinition<RenderAnimationTaskData> = {
     const { frames } = videoTiming(data.duration, data.fps);
     const megaFrames = (frames * width * height) / (1920 * 1080);
     const fetches = data.layers.length + (HEX_COLOUR.test(data.background) ? 0 : 1);
+    // Each cut-out layer is segmented once (bench/segmentation.bench.ts).
+    const cutouts = data.layers
+      .filter((l) => l.remove_background)
+      .reduce((sum, l) => sum + (l.remove_background_quality === 'fast' ? 0.2 : 1.5), 0);
     return Math.max(
       3,
-      Math.round(2 + 0.3 * fetches + megaFrames * (0.03 + 0.025 * data.layers.length)),
+      Math.round(2 + 0.3 * fetches + cutouts + megaFrames * (0.03 + 0.025 * data.layers.length)),
     );
   },
 };
