@@ -19,5 +19,6 @@ export * from './task-types/generate-video/generate-video.task';
 export * from './task-types/generate-video/video-output.options';
 export * from './task-types/render-animation/render-animation.task';
 export * from './task-types/process-audio/process-audio.task';
+export * from './task-types/upscale-image/upscale-image.task';
 export * from './tasks.module';
 export * from './until-aborted';

@@ -3,6 +3,7 @@ import { GenerateImageModule } from './generate-image/generate-image.module';
 import { GenerateVideoModule } from './generate-video/generate-video.module';
 import { ProcessAudioModule } from './process-audio/process-audio.module';
 import { RenderAnimationModule } from './render-animation/render-animation.module';
+import { UpscaleImageModule } from './upscale-image/upscale-image.module';
 
 /** One module per task type; the registry checks at boot that each served type has one. */
 export const PROCESSOR_MODULES: Type<unknown>[] = [
@@ -10,4 +11,5 @@ export const PROCESSOR_MODULES: Type<unknown>[] = [
   GenerateVideoModule,
   RenderAnimationModule,
   ProcessAudioModule,
+  UpscaleImageModule,
 ];

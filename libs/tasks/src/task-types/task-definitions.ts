@@ -4,6 +4,7 @@ import { GENERATE_VIDEO_TASK } from './generate-video/generate-video.task';
 import { PROCESS_AUDIO_TASK } from './process-audio/process-audio.task';
 import { RENDER_ANIMATION_TASK } from './render-animation/render-animation.task';
 import type { TaskDefinition } from './task-definition';
+import { UPSCALE_IMAGE_TASK } from './upscale-image/upscale-image.task';
 
 /** Every task type the service offers. Adding one here requires a processor in apps/worker. */
 export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [
@@ -11,6 +12,7 @@ export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [
   GENERATE_VIDEO_TASK,
   RENDER_ANIMATION_TASK,
   PROCESS_AUDIO_TASK,
+  UPSCALE_IMAGE_TASK,
 ];
 
 /** Extra definitions for tests and benchmarks (e.g. a no-op type); never set by the apps. */
