@@ -13,6 +13,7 @@ import {
 import { validateTaskData } from './task-data.validator';
 import type { TaskDefinition } from './task-definition';
 import { TASK_DEFINITIONS } from './task-definitions';
+import { UPSCALE_IMAGE_DEFAULTS, UPSCALE_IMAGE_TASK } from './upscale-image/upscale-image.task';
 
 const VIDEO_DEFAULTS = {
   duration: VIDEO_OUTPUT.defaultDuration,
@@ -52,6 +53,12 @@ const CASES: Array<{
     minimal: { text: 'Hello.' },
     defaults: PROCESS_AUDIO_DEFAULTS,
   },
+  {
+    name: 'upscale_image',
+    def: UPSCALE_IMAGE_TASK,
+    minimal: { image_url: 'https://example.com/frame.png' },
+    defaults: { ...UPSCALE_IMAGE_DEFAULTS, safety_check: false },
+  },
 ];
 
 describe('contract defaults', () => {
@@ -84,6 +91,9 @@ describe('contract defaults', () => {
       emotion: 'sad',
       pace: 'fast',
       background_noise: 'wind',
+      scale: 2,
+      quality: 'fast',
+      safety_check: true,
     };
     const given = Object.fromEntries(Object.keys(defaults).map((k) => [k, other[k]]));
     expect(validateTaskData(def, { ...minimal, ...given })).toMatchObject(given);

@@ -77,6 +77,8 @@ export class UpscaleImageProcessor implements TaskProcessor<UpscaleImageTaskData
         raw: { width: input.width, height: input.height, channels: 1 },
       })
         .resize(up.width, up.height, { kernel: 'lanczos3' })
+        // One band out: sharp would otherwise write a single-band image as sRGB.
+        .extractChannel(0)
         .raw()
         .toBuffer();
       pixels = await sharp(up.pixels, {
