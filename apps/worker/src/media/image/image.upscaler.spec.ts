@@ -246,6 +246,22 @@ describe('ImageUpscaler (ESRGAN weights on wasm)', () => {
       }
     });
 
+    it.each([
+      [1, 1],
+      [3, 300],
+      [300, 2],
+    ])('upscales a %ix%i image (tiles only where it needs them)', async (w, h) => {
+      const out = await upscaler.upscale({
+        pixels: photoLikeImage(w, h, 9),
+        width: w,
+        height: h,
+        scale: 2,
+        quality: 'fast',
+      });
+      expect(out).toMatchObject({ width: w * 2, height: h * 2, tiles: w * h > 128 ? 3 : 1 });
+      expect(out.pixels.length).toBe(w * h * 4 * 3);
+    });
+
     it('stops between tiles when the signal aborts, and frees every tensor', async () => {
       const baseline = gpu.tensorCount();
       const controller = new AbortController();

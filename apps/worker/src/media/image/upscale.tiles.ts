@@ -10,10 +10,10 @@
 
 /** Start offsets of tiles of side `tile` covering `length` with overlaps ≥ `overlap`. */
 export function tileStarts(length: number, tile: number, overlap: number): number[] {
+  if (length <= tile) return [0];
   if (!(tile > overlap && overlap >= 0)) {
     throw new RangeError(`tile side ${tile} must exceed its overlap ${overlap}`);
   }
-  if (length <= tile) return [0];
   const count = Math.ceil((length - overlap) / (tile - overlap));
   const span = length - tile;
   return Array.from({ length: count }, (_, i) => Math.round((i * span) / (count - 1)));

@@ -22,17 +22,18 @@ export const UPSCALE_IMAGE_DEFAULTS = {
 } as const satisfies { scale: UpscaleScale; quality: UpscaleQuality; format: ImageFormat };
 
 /**
- * Seconds per input megapixel on the wasm backend (one thread, this kind of machine), tiles and
- * their overlap included: 512×512 → 2048×2048 measured 7 s (fast), 18 s (balanced), 236 s (best).
- * ESRGAN's cost follows the input pixels; medium ×2 and ×3 are heavier networks than medium ×4.
+ * Seconds per input megapixel on the wasm backend (one thread, a 2-core machine under load 3–6),
+ * tiles and their overlap included. Measured ×4 512² → 2048²: fast 10 s, balanced 31 s, best
+ * 361 s; ×2 and ×3 from per-tile timings (medium ×2/×3 are heavier networks than medium ×4 and
+ * use smaller tiles). The cost follows the input's pixels.
  */
 export const UPSCALE_SECONDS_PER_INPUT_MEGAPIXEL: Record<
   UpscaleQuality,
   Record<UpscaleScale, number>
 > = {
-  fast: { 2: 30, 3: 50, 4: 30 },
-  balanced: { 2: 170, 3: 85, 4: 75 },
-  best: { 2: 900, 3: 900, 4: 900 },
+  fast: { 2: 35, 3: 45, 4: 40 },
+  balanced: { 2: 130, 3: 150, 4: 115 },
+  best: { 2: 1300, 3: 1300, 4: 1300 },
 };
 
 /**
