@@ -21,6 +21,13 @@ describe('upscale_image end to end', () => {
       body: await frame(200, 200, 2).png().toBuffer(),
       contentType: 'image/png',
     });
+    // 4 MP in (a valid input), 64 MP out at ×4: over IMAGE_MAX_PIXELS (50 MP).
+    files.set('/huge.png', {
+      body: await sharp({ create: { width: 2000, height: 2000, channels: 3, background: '#777' } })
+        .png()
+        .toBuffer(),
+      contentType: 'image/png',
+    });
     base = await files.start();
     await service.start();
   });
@@ -143,6 +150,19 @@ describe('upscale_image end to end', () => {
     });
     expect(res.status).toBe(400);
     expect([res.body.message].flat().join('\n')).toMatch(message);
+  });
+
+  it('an output above IMAGE_MAX_PIXELS fails at once, naming image_url and scale', async () => {
+    const { final } = await run({
+      project_id: 'upscales',
+      task_type: 'upscale_image',
+      task_data: { image_url: `${base}/huge.png`, scale: 4 },
+    });
+    expect(final).toMatchObject({ status: 'failed', result: null, attempts: 1 });
+    expect(final.error).toMatch(
+      /task_data\.image_url is 2000x2000: task_data\.scale 4 would make it 8000x8000 .*IMAGE_MAX_PIXELS/,
+    );
+    expect(files.hits.get('/huge.png')).toBe(1);
   });
 
   it('a cancel during a tiled upscale stops it between tiles: run gone, tensors back to baseline', async () => {
