@@ -21,5 +21,6 @@ export * from './task-types/render-animation/render-animation.task';
 export * from './task-types/process-audio/process-audio.task';
 export * from './task-types/analyze-character/analyze-character.task';
 export * from './task-types/remove-background/remove-background.task';
+export * from './task-types/upscale-image/upscale-image.task';
 export * from './tasks.module';
 export * from './until-aborted';

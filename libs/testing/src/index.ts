@@ -8,3 +8,4 @@ export * from './url-policies';
 export * from './redis-server';
 export * from './reply-dropping.proxy';
 export * from './test-signing-keys';
+export * from './test-images';

@@ -5,6 +5,7 @@ import { GenerateVideoModule } from './generate-video/generate-video.module';
 import { ProcessAudioModule } from './process-audio/process-audio.module';
 import { RemoveBackgroundModule } from './remove-background/remove-background.module';
 import { RenderAnimationModule } from './render-animation/render-animation.module';
+import { UpscaleImageModule } from './upscale-image/upscale-image.module';
 
 /** One module per task type; the registry checks at boot that each served type has one. */
 export const PROCESSOR_MODULES: Type<unknown>[] = [
@@ -14,4 +15,5 @@ export const PROCESSOR_MODULES: Type<unknown>[] = [
   ProcessAudioModule,
   AnalyzeCharacterModule,
   RemoveBackgroundModule,
+  UpscaleImageModule,
 ];

@@ -21,6 +21,7 @@ import {
 import { validateTaskData } from './task-data.validator';
 import type { TaskDefinition } from './task-definition';
 import { TASK_DEFINITIONS } from './task-definitions';
+import { UPSCALE_IMAGE_DEFAULTS, UPSCALE_IMAGE_TASK } from './upscale-image/upscale-image.task';
 
 const VIDEO_DEFAULTS = {
   duration: VIDEO_OUTPUT.defaultDuration,
@@ -72,6 +73,12 @@ const CASES: Array<{
     minimal: { image_url: 'https://example.com/actor.jpg' },
     defaults: REMOVE_BACKGROUND_DEFAULTS,
   },
+  {
+    name: 'upscale_image',
+    def: UPSCALE_IMAGE_TASK,
+    minimal: { image_url: 'https://example.com/frame.png' },
+    defaults: { ...UPSCALE_IMAGE_DEFAULTS, safety_check: false },
+  },
 ];
 
 describe('contract defaults', () => {
@@ -108,6 +115,8 @@ describe('contract defaults', () => {
       include_embeddings: true,
       match_threshold: 0.5,
       quality: 'fast',
+      scale: 2,
+      safety_check: true,
     };
     const given = Object.fromEntries(Object.keys(defaults).map((k) => [k, other[k]]));
     expect(validateTaskData(def, { ...minimal, ...given })).toMatchObject(given);

@@ -6,6 +6,7 @@ import { PROCESS_AUDIO_TASK } from './process-audio/process-audio.task';
 import { REMOVE_BACKGROUND_TASK } from './remove-background/remove-background.task';
 import { RENDER_ANIMATION_TASK } from './render-animation/render-animation.task';
 import type { TaskDefinition } from './task-definition';
+import { UPSCALE_IMAGE_TASK } from './upscale-image/upscale-image.task';
 
 /** Every task type the service offers. Adding one here requires a processor in apps/worker. */
 export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [
@@ -15,6 +16,7 @@ export const TASK_DEFINITIONS: readonly TaskDefinition<any>[] = [
   PROCESS_AUDIO_TASK,
   ANALYZE_CHARACTER_TASK,
   REMOVE_BACKGROUND_TASK,
+  UPSCALE_IMAGE_TASK,
 ];
 
 /** Extra definitions for tests and benchmarks (e.g. a no-op type); never set by the apps. */

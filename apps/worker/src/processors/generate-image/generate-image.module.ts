@@ -1,10 +1,11 @@
 import { Module } from '@nestjs/common';
 import { GpuModule } from '@app/gpu';
 import { InputsModule } from '../../inputs/inputs.module';
+import { ImageUpscalerModule } from '../../media/image/image-upscaler.module';
 import { GenerateImageProcessor } from './generate-image.processor';
 
 @Module({
-  imports: [GpuModule, InputsModule],
+  imports: [GpuModule, InputsModule, ImageUpscalerModule],
   providers: [GenerateImageProcessor],
   exports: [GenerateImageProcessor],
 })

@@ -314,4 +314,26 @@ describe('GenerateImageProcessor', () => {
     expect(lastStep).toBe('generating_image');
     expect(progress.filter(([, s]) => s === 'generating_image').length).toBeGreaterThan(3);
   });
+  it.each([2, 3] as const)(
+    'upscale %i: renders smaller, ESRGAN brings it to the requested size, metadata says so',
+    async (upscale) => {
+      const native = await processor.process(runningTask({ format: 'png' }).task);
+      const { task, progress } = runningTask({ format: 'png', upscale });
+      const output = await processor.process(task);
+      expect(await sharp(media(output)).metadata()).toMatchObject({ width: W, height: H });
+      expect(output.metadata).toMatchObject({
+        resolution: `${W}x${H}`,
+        upscaled_by: upscale,
+        upscale_model: `esrgan-slim-x${upscale}`,
+        render_resolution: `${Math.ceil(W / upscale)}x${Math.ceil(H / upscale)}`,
+      });
+      expect(progress.map(([, step]) => step)).toContain('upscaling_image');
+      const fractions = progress.map(([f]) => f);
+      expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
+      // The same character: at a quarter of the size, the two renders look alike.
+      const thumb = (o: TaskOutput) =>
+        sharp(media(o)).resize(24, 16).removeAlpha().raw().toBuffer();
+      expect(meanAbsDiff(await thumb(output), await thumb(native))).toBeLessThan(20);
+    },
+  );
 });

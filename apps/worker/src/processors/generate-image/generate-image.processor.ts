@@ -4,6 +4,7 @@ import { GpuService } from '@app/gpu';
 import { GENERATE_IMAGE_TASK, type GenerateImageTaskData, type ImageFormat } from '@app/tasks';
 import { InputFetchError } from '../../inputs/input-fetch.error';
 import { InputFetcher } from '../../inputs/input-fetcher';
+import { ImageUpscaler } from '../../media/image/image.upscaler';
 import {
   TaskProcessorFor,
   type RunningTask,
@@ -29,6 +30,8 @@ const THUMBNAIL = 64;
 const LOADED = 0.1;
 const FETCHED = 0.3;
 const BANDS_DONE = 0.9;
+/** With `upscale`, the bands end here and the upscaler's tiles fill up to BANDS_DONE. */
+const BANDS_DONE_BEFORE_UPSCALE = 0.6;
 const GENERATED = 0.95;
 
 /**
@@ -37,18 +40,24 @@ const GENERATED = 0.95;
  * and a lighting grade. Renders in row bands and yields between them so the event loop (and the
  * job lock renewal) keeps running during a 2048² image.
  */
-@TaskProcessorFor(GENERATE_IMAGE_TASK)
+@TaskProcessorFor(GENERATE_IMAGE_TASK, { models: ImageUpscaler.modelNames(['fast']) })
 export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskData> {
   private readonly logger = new Logger(GenerateImageProcessor.name);
 
   constructor(
     private readonly gpu: GpuService,
     private readonly inputs: InputFetcher,
+    private readonly upscaler: ImageUpscaler,
   ) {}
 
   async process(task: RunningTask<GenerateImageTaskData>): Promise<TaskOutput> {
     const data = task.data;
     const { width, height, format } = data;
+    // With `upscale` the CPPN draws the image smaller and ESRGAN brings it to the requested size.
+    const factor = data.upscale ?? 1;
+    const renderWidth = Math.ceil(width / factor);
+    const renderHeight = Math.ceil(height / factor);
+    const bandsDone = factor > 1 ? BANDS_DONE_BEFORE_UPSCALE : BANDS_DONE;
     // Size and format stay out of the derived seed: the CPPN is resolution-independent, so the
     // same request at another size draws the same character.
     const seed =
@@ -70,8 +79,8 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
       async (scope) => {
         await task.progress(0.05, 'loading_models');
         const renderer = CharacterRenderer.create(this.gpu.tf, scope, {
-          width,
-          height,
+          width: renderWidth,
+          height: renderHeight,
           seed,
           description: data.character_description,
           pose: data.pose,
@@ -85,13 +94,13 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
 
         const from = palette ? FETCHED : LOADED;
         await task.progress(from, 'generating_image');
-        const out = Buffer.alloc(width * height * 3);
+        const out = Buffer.alloc(renderWidth * renderHeight * 3);
         let reported = from;
-        for (let row = 0; row < height; row += renderer.bandRows) {
+        for (let row = 0; row < renderHeight; row += renderer.bandRows) {
           throwIfAborted(task.signal);
-          renderer.renderBand(row, Math.min(renderer.bandRows, height - row), out);
-          const done = Math.min(height, row + renderer.bandRows) / height;
-          const fraction = from + (BANDS_DONE - from) * done;
+          renderer.renderBand(row, Math.min(renderer.bandRows, renderHeight - row), out);
+          const done = Math.min(renderHeight, row + renderer.bandRows) / renderHeight;
+          const fraction = from + (bandsDone - from) * done;
           // A dozen-odd updates per image is plenty; each one is a Redis write.
           if (fraction - reported >= 0.05) {
             reported = fraction;
@@ -105,8 +114,34 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
     );
 
     throwIfAborted(task.signal);
+    let final: Buffer = pixels;
+    let upscaled: Record<string, unknown> = {};
+    if (data.upscale) {
+      const up = await this.upscaler.upscale({
+        pixels,
+        width: renderWidth,
+        height: renderHeight,
+        scale: data.upscale,
+        quality: 'fast',
+        signal: task.signal,
+        label: `task_id=${task.taskId}`,
+        onTile: (done, total) =>
+          task.progress(bandsDone + ((BANDS_DONE - bandsDone) * done) / total, 'upscaling_image'),
+      });
+      // ceil() may overshoot by up to factor-1 pixels per side: keep the centre.
+      final = cropCentre(up.pixels, up.width, up.height, width, height);
+      upscaled = {
+        upscaled_by: factor,
+        upscale_model: up.model,
+        upscale_model_version: up.version,
+        render_resolution: `${renderWidth}x${renderHeight}`,
+        upscale_tiles: up.tiles,
+        upscale_ms: up.ms,
+      };
+    }
+    throwIfAborted(task.signal);
     const encoding = ENCODINGS[format];
-    const image = await encode(pixels, width, height, format);
+    const image = await encode(final, width, height, format);
     await task.progress(GENERATED, 'generating_image');
 
     const elapsed = Date.now() - started;
@@ -134,6 +169,7 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
         pose: data.pose ?? null,
         lighting: data.lighting ?? null,
         ...summary,
+        ...upscaled,
         render_ms: elapsed,
       },
     };
@@ -211,6 +247,19 @@ async function thumbnail(data: Buffer, field: string, url: string): Promise<Uint
   } catch (err) {
     throw InputFetchError.undecodableImage(field, url, err);
   }
+}
+
+/** The centre `width` × `height` of an RGB image (no copy when the sizes match). */
+function cropCentre(pixels: Buffer, w: number, h: number, width: number, height: number): Buffer {
+  if (w === width && h === height) return pixels;
+  const left = Math.floor((w - width) / 2);
+  const top = Math.floor((h - height) / 2);
+  const out = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const from = ((top + y) * w + left) * 3;
+    pixels.copy(out, y * width * 3, from, from + width * 3);
+  }
+  return out;
 }
 
 function encode(
