@@ -27,6 +27,15 @@ const PARTS: Record<string, { load: () => Promise<BenchPart>; limitMs: number }>
     load: async () => (await import('./memory.bench')).memoryBench(),
     limitMs: 9 * 60_000,
   },
+  upscale: {
+    load: async () => modelPart(await (await import('./upscale.bench')).upscaleBenchRows()),
+    limitMs: 15 * 60_000,
+  },
+  segmentation: {
+    load: async () =>
+      modelPart(await (await import('./segmentation.bench')).segmentationBenchRows()),
+    limitMs: 6 * 60_000,
+  },
   character: {
     load: async () => modelPart(await (await import('./character.bench')).characterBenchRows()),
     limitMs: 8 * 60_000,

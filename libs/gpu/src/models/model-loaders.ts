@@ -212,6 +212,10 @@ export async function warmUp(
   }
 }
 
+/**
+ * Frees a loaded version. A Human pipeline's networks live in Human's module globals: dropping
+ * the instance's references is all that can be done (the repository never evicts one for room).
+ */
 export function disposeHandle(handle: ModelHandle): void {
   if (handle.format === 'human') {
     const models = (handle.human as unknown as { models?: { reset?: () => void } }).models;

@@ -402,7 +402,12 @@ export class ModelRepository implements OnModuleDestroy {
 
   /** Evicts least recently used models until `bytes` more fit in `budget`. */
   private makeRoom(bytes: number, budget: number): void {
-    const lru = [...this.entries.entries()].sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
+    // Human pipelines stay resident: Human keeps each module's network in a module global, so
+    // one cannot be freed and loaded again (a new instance would find the disposed one). They
+    // still count against the budget.
+    const lru = [...this.entries.entries()]
+      .filter(([, e]) => e.loaded.handle.format !== 'human')
+      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
     for (const [key] of lru) {
       if (this.usedBytes + bytes <= budget) return;
       this.evict(key);
