@@ -67,8 +67,10 @@ describe('model repository end to end', () => {
   let storedWeights: Buffer;
   const service = new TestService({
     workerHealth: true,
+    waitForModels: false,
     env: {
-      WORKER_QUEUES: 'cpu_intensive',
+      // gpu_medium: its task types declare ESRGAN, Human, segmentation and the safety model.
+      WORKER_QUEUES: 'gpu_medium',
       MODELS_DIR: modelsDir,
       STORAGE_DRIVER: 'local',
       STORAGE_LOCAL_DIR: storageDir,
@@ -152,7 +154,17 @@ describe('model repository end to end', () => {
     );
     expect(after.body.details.models).toMatchObject({
       status: 'up',
-      ready: expect.arrayContaining(['slow-model', 'stored-model']),
+      ready: expect.arrayContaining([
+        'slow-model',
+        'stored-model',
+        // declared by upscale_image, analyze_character, remove_background and the safety check
+        'esrgan-slim-x4',
+        'esrgan-medium-x2',
+        'human-face-body',
+        'person-segmentation-rvm',
+        'person-segmentation-selfie',
+        'nsfw-mobilenet-v2',
+      ]),
     });
     expect(after.body.details.models.loading).toBeUndefined();
   });
@@ -187,6 +199,11 @@ describe('model repository end to end', () => {
     for (const name of ['person-segmentation-selfie', 'person-segmentation-rvm'])
       expect(byName.get(name)?.versions[0]).toMatchObject({ source: 'bundled', version: '1' });
 
+    // The worker holds what its task types declared, warmed up; thick loads on first use.
+    expect(byName.get('esrgan-medium-x4').versions[0].workers).toEqual([
+      expect.objectContaining({ worker_id: workerId, state: 'ready', backend: 'wasm' }),
+    ]);
+    expect(byName.get('esrgan-thick-x4').versions[0].workers).toEqual([]);
     expect(byName.get('slow-model').versions[0]).toMatchObject({
       version: '1',
       source: 'models_dir',

@@ -40,6 +40,9 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
     // Every peer of a test (file servers, Payload, S3, webhook receivers) is on loopback.
     ALLOW_PRIVATE_URLS: 'true',
     WEBHOOK_RETRY_SCALE: '0.001',
+    // Models load on first use: a spec that boots a worker does not pay for every model of its
+    // queues. The model specs set MODEL_PRELOAD themselves.
+    MODEL_PRELOAD: 'none',
     ...env,
   });
 }

@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { cleanRedis, freePort, HttpClient, testConfig } from '@app/testing';
 import { ApiModule } from '../../src/api.module';
 import { createApiAdapter, setupApp } from '../../src/setup-app';
+import { ModelPreloader } from '../../../worker/src/models/model-preloader';
 import { WorkerModule } from '../../../worker/src/worker.module';
 
 export interface ServiceOptions {
@@ -22,6 +23,11 @@ export interface ServiceOptions {
   extraApiModules?: Type<unknown>[];
   /** Give the worker its health/metrics port (a free one); off by default (port 0). */
   workerHealth?: boolean;
+  /**
+   * Wait in `start()` until the worker's boot preload of models (MODEL_PRELOAD) has ended, as a
+   * deployment waits for readiness (default true); false to watch the preload from the test.
+   */
+  waitForModels?: boolean;
 }
 
 /**
@@ -77,6 +83,7 @@ export class TestService {
     );
     try {
       this.worker = await module.init();
+      if (this.opts.waitForModels !== false) await this.worker.get(ModelPreloader).settled();
     } catch (err) {
       // A worker that refused to boot still opened connections; Nest skips shutdown hooks then.
       await module.close().catch(() => undefined);
