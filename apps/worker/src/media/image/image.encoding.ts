@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import type { ImageFormat } from '@app/tasks';
+import type { TaskMedia } from '../../runtime/task-processor';
 
 export interface ImageEncoding {
   readonly extension: 'jpg' | 'png' | 'webp';
@@ -33,4 +34,21 @@ export function encodeImage(
     case 'webp':
       return image.webp({ quality: 90 }).toBuffer();
   }
+}
+
+/** An encoded image as a processor's output media. */
+export function imageMedia(
+  data: Buffer,
+  encoding: { readonly extension: string; readonly contentType: string },
+): TaskMedia {
+  return { kind: 'buffer', data, extension: encoding.extension, contentType: encoding.contentType };
+}
+
+/** The metadata every image output starts with: `resolution`, `format`, `width`, `height`. */
+export function imageMetadata(
+  encoding: Pick<ImageEncoding, 'label'>,
+  width: number,
+  height: number,
+): { resolution: string; format: string; width: number; height: number } {
+  return { resolution: `${width}x${height}`, format: encoding.label, width, height };
 }

@@ -1,9 +1,15 @@
 import { Logger } from '@nestjs/common';
 import sharp from 'sharp';
 import { GpuService } from '@app/gpu';
-import { GENERATE_IMAGE_TASK, type GenerateImageTaskData, type ImageFormat } from '@app/tasks';
+import { GENERATE_IMAGE_TASK, type GenerateImageTaskData } from '@app/tasks';
 import { InputFetchError } from '../../inputs/input-fetch.error';
 import { InputFetcher } from '../../inputs/input-fetcher';
+import {
+  encodeImage,
+  IMAGE_ENCODINGS,
+  imageMedia,
+  imageMetadata,
+} from '../../media/image/image.encoding';
 import { ImageUpscaler } from '../../media/image/image.upscaler';
 import {
   TaskProcessorFor,
@@ -13,15 +19,6 @@ import {
 } from '../../runtime/task-processor';
 import { CharacterRenderer, MODEL_NAME, type PaletteInputs } from './character.renderer';
 import { deriveSeed } from './seeded.random';
-
-const ENCODINGS: Record<
-  ImageFormat,
-  { extension: 'jpg' | 'png' | 'webp'; contentType: string; label: string }
-> = {
-  jpeg: { extension: 'jpg', contentType: 'image/jpeg', label: 'JPEG' },
-  png: { extension: 'png', contentType: 'image/png', label: 'PNG' },
-  webp: { extension: 'webp', contentType: 'image/webp', label: 'WEBP' },
-};
 
 /** Side of the thumbnails palettes are computed from. */
 const THUMBNAIL = 64;
@@ -140,8 +137,8 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
       };
     }
     throwIfAborted(task.signal);
-    const encoding = ENCODINGS[format];
-    const image = await encode(final, width, height, format);
+    const encoding = IMAGE_ENCODINGS[format];
+    const image = await encodeImage(final, width, height, 3, format);
     await task.progress(GENERATED, 'generating_image');
 
     const elapsed = Date.now() - started;
@@ -151,17 +148,9 @@ export class GenerateImageProcessor implements TaskProcessor<GenerateImageTaskDa
         `on ${this.gpu.backendName}, seed ${seed}, pose ${summary.pose_preset}, lighting ${summary.lighting_preset}`,
     );
     return {
-      media: {
-        kind: 'buffer',
-        data: image,
-        extension: encoding.extension,
-        contentType: encoding.contentType,
-      },
+      media: imageMedia(image, encoding),
       metadata: {
-        resolution: `${width}x${height}`,
-        format: encoding.label,
-        width,
-        height,
+        ...imageMetadata(encoding, width, height),
         seed,
         seed_source: data.seed === undefined ? 'derived' : 'request',
         model: MODEL_NAME,
@@ -260,22 +249,4 @@ function cropCentre(pixels: Buffer, w: number, h: number, width: number, height:
     pixels.copy(out, y * width * 3, from, from + width * 3);
   }
   return out;
-}
-
-function encode(
-  pixels: Buffer,
-  width: number,
-  height: number,
-  format: ImageFormat,
-): Promise<Buffer> {
-  const image = sharp(pixels, { raw: { width, height, channels: 3 } });
-  switch (format) {
-    case 'jpeg':
-      // mozjpeg trades several times the encode time for ~10% size: not worth it here.
-      return image.jpeg({ quality: 90, mozjpeg: false }).toBuffer();
-    case 'png':
-      return image.png({ compressionLevel: 6 }).toBuffer();
-    case 'webp':
-      return image.webp({ quality: 90 }).toBuffer();
-  }
 }

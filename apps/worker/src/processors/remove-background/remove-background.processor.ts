@@ -12,6 +12,7 @@ import {
   PersonSegmenter,
 } from '../../media/segmentation/person.segmenter';
 import { decodeRgba, fetchImages } from '../../media/video/image.inputs';
+import { imageMedia, imageMetadata } from '../../media/image/image.encoding';
 import {
   TaskProcessorFor,
   type RunningTask,
@@ -99,17 +100,9 @@ export class RemoveBackgroundProcessor implements TaskProcessor<RemoveBackground
         `${Math.round(matte.inferenceMs)} ms) in ${elapsed} ms; foreground ${(foreground * 100).toFixed(1)}%`,
     );
     return {
-      media: {
-        kind: 'buffer',
-        data: image,
-        extension: encoding.extension,
-        contentType: encoding.contentType,
-      },
+      media: imageMedia(image, encoding),
       metadata: {
-        resolution: `${rgba.width}x${rgba.height}`,
-        format: encoding.label,
-        width: rgba.width,
-        height: rgba.height,
+        ...imageMetadata(encoding, rgba.width, rgba.height),
         quality,
         model: matte.model,
         version: matte.version,

@@ -4,7 +4,12 @@ import { AppConfig } from '@app/config';
 import { UPSCALE_IMAGE_TASK, type UpscaleImageTaskData } from '@app/tasks';
 import { InputFetchError } from '../../inputs/input-fetch.error';
 import { InputFetcher } from '../../inputs/input-fetcher';
-import { encodeImage, IMAGE_ENCODINGS } from '../../media/image/image.encoding';
+import {
+  encodeImage,
+  IMAGE_ENCODINGS,
+  imageMedia,
+  imageMetadata,
+} from '../../media/image/image.encoding';
 import { ImageUpscaler } from '../../media/image/image.upscaler';
 import { PermanentTaskError } from '../../runtime/task-errors';
 import {
@@ -102,17 +107,9 @@ export class UpscaleImageProcessor implements TaskProcessor<UpscaleImageTaskData
         `(${up.tiles} tile(s) of ${up.tileSize}, ${up.ms} ms) in ${elapsed} ms on ${up.backend}`,
     );
     return {
-      media: {
-        kind: 'buffer',
-        data: image,
-        extension: encoding.extension,
-        contentType: encoding.contentType,
-      },
+      media: imageMedia(image, encoding),
       metadata: {
-        resolution: `${up.width}x${up.height}`,
-        format: encoding.label,
-        width: up.width,
-        height: up.height,
+        ...imageMetadata(encoding, up.width, up.height),
         input_resolution: `${input.width}x${input.height}`,
         output_resolution: `${up.width}x${up.height}`,
         scale,
