@@ -55,18 +55,38 @@ export function renderPersonFigure(
   const parts = [...skin, ...body, ...hat];
   const distances = new Float64Array(parts.length);
   const colour = [0, 0, 0];
+  // Pixels outside the parts' bounding box (plus the edge margin) are plain background: fill
+  // them without evaluating every capsule's distance.
+  // The smooth union reaches up to k·ln(n) beyond the nearest capsule (never less far).
+  const margin = 8 * pixel;
+  const softBound = 0.012 * Math.log(Math.max(1, parts.length));
+  const box = boundingBox([...parts, ...eyes], spec, margin + softBound);
   let inside = 0;
   for (let row = 0; row < height; row++) {
     const y = (row + 0.5) * pixel - 1;
     for (let col = 0; col < width; col++) {
       const x = (col + 0.5 - width / 2) * pixel;
+      if (
+        x < box.x0 ||
+        x > box.x1 ||
+        y < box.y0 ||
+        y > box.y1 ||
+        (nearest(parts, x, y) - softBound > margin && hairDistance(spec, x, y) > margin)
+      ) {
+        // Far outside: plain background (the common case, kept cheap).
+        const i = (row * width + col) * 3;
+        rgb[i] = bg[0];
+        rgb[i + 1] = bg[1];
+        rgb[i + 2] = bg[2];
+        continue;
+      }
       const dSkin = nearest(skin, x, y);
       const dHair = hairDistance(spec, x, y);
       // Smooth union of every part (as generate_image draws it): joints round like cloth.
       const all = Math.min(smoothUnion(parts, distances, x, y), dHair);
       const i = (row * width + col) * 3;
       if (all > 8 * pixel) {
-        // Far outside: plain background (the common case, kept cheap).
+        // Beyond the anti-aliased edge: plain background.
         rgb[i] = bg[0];
         rgb[i + 1] = bg[1];
         rgb[i + 2] = bg[2];
@@ -114,6 +134,18 @@ export function maskIoU(alpha: ArrayLike<number>, truth: Uint8Array, threshold =
     if (p || t) either++;
   }
   return either === 0 ? 1 : both / either;
+}
+
+function boundingBox(capsules: readonly Capsule[], spec: FigureSpec, margin: number) {
+  const { cx, cy, r } = spec.hair;
+  const box = { x0: cx - r, x1: cx + r, y0: cy - r, y1: cy + r };
+  for (const c of capsules) {
+    box.x0 = Math.min(box.x0, c.ax - c.r, c.bx - c.r);
+    box.x1 = Math.max(box.x1, c.ax + c.r, c.bx + c.r);
+    box.y0 = Math.min(box.y0, c.ay - c.r, c.by - c.r);
+    box.y1 = Math.max(box.y1, c.ay + c.r, c.by + c.r);
+  }
+  return { x0: box.x0 - margin, x1: box.x1 + margin, y0: box.y0 - margin, y1: box.y1 + margin };
 }
 
 function nearest(capsules: readonly Capsule[], x: number, y: number): number {
