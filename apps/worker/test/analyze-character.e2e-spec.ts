@@ -4,7 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { TestFileServer, waitFor } from '@app/testing';
+import { runTaskToEnd, TestFileServer } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { FaceAnalyzer } from '../src/media/faces/face.analyzer';
 import { extractFrame, probeMedia } from '../src/media/video/media.probe';
@@ -52,21 +52,8 @@ describe('analyze_character end to end', () => {
     await Promise.all(downloads.map((f) => rm(f, { force: true })));
   });
 
-  const run = async (body: unknown, timeoutMs = 110_000) => {
-    const submitted = await service.http.post('/tasks/submit', body);
-    expect(submitted.status).toBe(201);
-    const id = submitted.body.task_id as string;
-    const seen: Array<{ status: string; progress: number; step: string }> = [];
-    const final = await waitFor(
-      async () => {
-        const s = (await service.http.get(`/tasks/${id}/status`)).body;
-        seen.push({ status: s.status, progress: s.progress, step: s.current_step });
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs, intervalMs: 50 },
-    );
-    return { id, submitted: submitted.body, final, seen };
-  };
+  const run = (body: unknown, timeoutMs = 110_000) =>
+    runTaskToEnd(service.http, body, { timeoutMs });
 
   it('reports faces, pose and consistency against the reference as a JSON document', async () => {
     const { id, submitted, final, seen } = await run({

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { TaskRepository } from '@app/tasks';
-import { waitFor } from '@app/testing';
+import { waitFor, waitForTaskEnd } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { WorkerProcess } from './support/worker-process.harness';
 
@@ -100,13 +100,7 @@ describe('a lost job lock (the issue 12 repro)', () => {
     }
     expect(deleted).toBeGreaterThan(0);
 
-    const done = await waitFor(
-      async () => {
-        const s = (await service.http.get(`/tasks/${id}/status`)).body;
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs: 600_000, intervalMs: 500, what: `task ${id} to end` },
-    );
+    const done = await waitForTaskEnd(service.http, id, { timeoutMs: 600_000, intervalMs: 500 });
     const log = worker.output;
     expect({ status: done.status, error: done.error }).toEqual({
       status: 'completed',

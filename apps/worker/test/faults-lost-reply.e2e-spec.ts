@@ -1,4 +1,4 @@
-import { ReplyDroppingProxy, waitFor } from '@app/testing';
+import { ReplyDroppingProxy, waitForTaskEnd } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import {
   TEST_SLEEP_TASK,
@@ -38,15 +38,7 @@ describe('a Redis reply lost after the script ran', () => {
 
   beforeEach(() => testSleepLog.reset());
 
-  const status = async (id: string) => (await service.http.get(`/tasks/${id}/status`)).body;
-  const ended = (id: string) =>
-    waitFor(
-      async () => {
-        const s = await status(id);
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 50, what: `task ${id} to end` },
-    );
+  const ended = (id: string) => waitForTaskEnd(service.http, id, { timeoutMs: 60_000 });
   const projectTasks = async () =>
     (await service.http.get(`/projects/${PROJECT}/tasks?limit=100`)).body.tasks as Array<{
       task_id: string;

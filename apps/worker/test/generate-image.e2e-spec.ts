@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { TestFileServer, waitFor } from '@app/testing';
+import { runTaskToEnd, TestFileServer, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 
 /** Seed 004 scenario 2 end to end: real API, real worker (tfjs), real HTTP inputs, real JPEG. */
@@ -27,21 +27,8 @@ describe('generate_image end to end', () => {
     await files.stop();
   });
 
-  const run = async (body: unknown) => {
-    const submitted = await service.http.post('/tasks/submit', body);
-    expect(submitted.status).toBe(201);
-    const id = submitted.body.task_id as string;
-    const seen: Array<{ status: string; progress: number; step: string }> = [];
-    const final = await waitFor(
-      async () => {
-        const s = (await service.http.get(`/tasks/${id}/status`)).body;
-        seen.push({ status: s.status, progress: s.progress, step: s.current_step });
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 25 },
-    );
-    return { id, final, seen };
-  };
+  const run = (body: unknown) =>
+    runTaskToEnd(service.http, body, { timeoutMs: 90_000, intervalMs: 25 });
 
   it('scenario 2: a 1024×1024 JPEG from description, style guide and references', async () => {
     const { id, final, seen } = await run({

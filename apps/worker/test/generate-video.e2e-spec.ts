@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { GpuService } from '@app/gpu';
-import { TestFileServer, waitFor } from '@app/testing';
+import { runTaskToEnd, TestFileServer, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { extractFrame, probeMedia } from '../src/media/video/media.probe';
 
@@ -69,21 +69,8 @@ describe('generate_video end to end', () => {
     await Promise.all(downloads.map((f) => rm(f, { force: true })));
   });
 
-  const run = async (body: unknown, timeoutMs = 110_000) => {
-    const submitted = await service.http.post('/tasks/submit', body);
-    expect(submitted.status).toBe(201);
-    const id = submitted.body.task_id as string;
-    const seen: Array<{ status: string; progress: number; step: string }> = [];
-    const final = await waitFor(
-      async () => {
-        const s = (await service.http.get(`/tasks/${id}/status`)).body;
-        seen.push({ status: s.status, progress: s.progress, step: s.current_step });
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs, intervalMs: 50 },
-    );
-    return { id, submitted: submitted.body, final, seen };
-  };
+  const run = (body: unknown, timeoutMs = 110_000) =>
+    runTaskToEnd(service.http, body, { timeoutMs });
 
   /** Downloads the result through its signed URL; checks type and size on the way. */
   const download = async (final: {

@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { TestFileServer, waitFor } from '@app/testing';
+import { runTaskToEnd, TestFileServer } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { extractFrame } from '../src/media/video/media.probe';
 import { encodeFigure, maskIoU, renderPersonFigure } from './support/person.figure';
@@ -36,21 +36,7 @@ describe('remove_background end to end', () => {
     await Promise.all(downloads.map((f) => rm(f, { force: true })));
   });
 
-  const run = async (body: unknown) => {
-    const submitted = await service.http.post('/tasks/submit', body);
-    expect(submitted.status).toBe(201);
-    const id = submitted.body.task_id as string;
-    const steps: string[] = [];
-    const final = await waitFor(
-      async () => {
-        const s = (await service.http.get(`/tasks/${id}/status`)).body;
-        steps.push(s.current_step);
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs: 110_000, intervalMs: 50 },
-    );
-    return { id, final, steps };
-  };
+  const run = (body: unknown) => runTaskToEnd(service.http, body, { timeoutMs: 110_000 });
 
   const download = async (mediaUrl: string, contentType: string) => {
     const media = await fetch(mediaUrl);
@@ -65,7 +51,7 @@ describe('remove_background end to end', () => {
   ] as const)(
     'quality %s, format %s: the person with alpha at full size, corners transparent',
     async (quality, format, contentType, model) => {
-      const { id, final, steps } = await run({
+      const { id, final, seen } = await run({
         project_id: 'cutouts_e2e',
         task_type: 'remove_background',
         task_data: { image_url: `${base}/actor.jpg`, quality, format },
@@ -85,7 +71,7 @@ describe('remove_background end to end', () => {
         file_size: expect.any(Number),
       });
       expect(final.result.metadata.foreground_fraction).toBeCloseTo(person.coverage, 1);
-      expect(steps).toContain('removing_background');
+      expect(seen.map((s) => s.step)).toContain('removing_background');
 
       const bytes = await download(final.result.media_url, contentType);
       expect(bytes.length).toBe(final.result.metadata.file_size);

@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { TestFileServer, waitFor } from '@app/testing';
+import { runTaskToEnd, TestFileServer } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { extractFrame, probeMedia } from '../src/media/video/media.probe';
 
@@ -56,21 +56,7 @@ describe('render_animation end to end', () => {
     await Promise.all(downloads.map((f) => rm(f, { force: true })));
   });
 
-  const run = async (body: unknown) => {
-    const submitted = await service.http.post('/tasks/submit', body);
-    expect(submitted.status).toBe(201);
-    const id = submitted.body.task_id as string;
-    const seen: Array<{ progress: number; step: string }> = [];
-    const final = await waitFor(
-      async () => {
-        const s = (await service.http.get(`/tasks/${id}/status`)).body;
-        seen.push({ progress: s.progress, step: s.current_step });
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs: 110_000, intervalMs: 50 },
-    );
-    return { id, final, seen };
-  };
+  const run = (body: unknown) => runTaskToEnd(service.http, body, { timeoutMs: 110_000 });
 
   const download = async (mediaUrl: string, size: number) => {
     const media = await fetch(mediaUrl);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { ConfigError } from '@app/config';
 import { NSFW_CLASSES } from '@app/gpu';
-import { TestFileServer, TestPayloadServer, TestS3Server, waitFor } from '@app/testing';
+import { runTaskToEnd, TestFileServer, TestPayloadServer, TestS3Server } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { WorkerMetrics } from '../src/metrics/worker-metrics.service';
 
@@ -13,19 +13,7 @@ const ROOT = path.resolve(__dirname, '../../..');
 const PROJECT = 'detective_series_001';
 const sum = (scores: Record<string, number>) => Object.values(scores).reduce((a, b) => a + b, 0);
 
-async function runToEnd(service: TestService, body: unknown) {
-  const submitted = await service.http.post('/tasks/submit', body);
-  expect(submitted.status).toBe(201);
-  const id = submitted.body.task_id as string;
-  const final = await waitFor(
-    async () => {
-      const s = (await service.http.get(`/tasks/${id}/status`)).body;
-      return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-    },
-    { timeoutMs: 120_000, intervalMs: 50, what: `task ${id} to end` },
-  );
-  return { id, final };
-}
+const runToEnd = (service: TestService, body: unknown) => runTaskToEnd(service.http, body);
 
 async function safetyCounters(service: TestService): Promise<Record<string, number>> {
   const text = await service.worker!.get(WorkerMetrics).scrape();

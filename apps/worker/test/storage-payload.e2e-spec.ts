@@ -2,11 +2,13 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import sharp from 'sharp';
 import { TaskRepository } from '@app/tasks';
 import {
+  runTaskToEnd,
   TEST_S3_CREDENTIALS,
   TestPayloadServer,
   TestS3Server,
   waitFor,
   type HttpResult,
+  type StatusSample,
 } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 
@@ -57,20 +59,8 @@ describe('object storage and Payload registration', () => {
     return Buffer.from(await out.Body!.transformToByteArray());
   }
 
-  async function runToEnd(body: unknown, steps: string[] = []) {
-    const submitted = await service.http.post('/tasks/submit', body);
-    expect(submitted.status).toBe(201);
-    const id = submitted.body.task_id as string;
-    const final = await waitFor(
-      async () => {
-        const s = (await service.http.get(`/tasks/${id}/status`)).body;
-        steps.push(s.current_step);
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 20, what: `task ${id} to end` },
-    );
-    return { id, final, steps };
-  }
+  const runToEnd = (body: unknown, seen?: StatusSample[]) =>
+    runTaskToEnd(service.http, body, { timeoutMs: 90_000, intervalMs: 20, seen });
 
   it('stores the image under its key, serves a presigned media_url and registers one document', async () => {
     // An s3:// reference inside the project is an input like any http URL.
@@ -98,9 +88,9 @@ describe('object storage and Payload registration', () => {
     };
     // Registration is held until a poll has seen its step: the step lasts as long as the
     // upload, which on a fast machine is shorter than the polling interval.
-    const seen: string[] = [];
+    const seen: StatusSample[] = [];
     payload.beforeCreate = () =>
-      waitFor(async () => (seen.includes('registering_media') ? true : undefined), {
+      waitFor(async () => seen.some((s) => s.step === 'registering_media') || undefined, {
         timeoutMs: 60_000,
         what: 'a poll to see registering_media',
       }).then(() => undefined);
@@ -113,9 +103,9 @@ describe('object storage and Payload registration', () => {
     } finally {
       payload.beforeCreate = undefined;
     }
-    const { id, final, steps } = run;
+    const { id, final } = run;
     expect(final.status).toBe('completed');
-    expect(steps).toContain('registering_media');
+    expect(seen.map((s) => s.step)).toContain('registering_media');
     const key = `projects/${PROJECT}/image/${id}/output.jpg`;
     expect(s3.writes.filter((k) => k === key)).toHaveLength(1);
 

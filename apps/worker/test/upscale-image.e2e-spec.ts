@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { GpuService, ModelRepository } from '@app/gpu';
-import { photoLikeImage, TestFileServer, waitFor } from '@app/testing';
+import { photoLikeImage, runTaskToEnd, TestFileServer, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { TaskRunner } from '../src/runtime/task-runner';
 
@@ -38,21 +38,8 @@ describe('upscale_image end to end', () => {
 
   const status = async (id: string) => (await service.http.get(`/tasks/${id}/status`)).body;
 
-  const run = async (body: Record<string, unknown>) => {
-    const submitted = await service.http.post('/tasks/submit', body);
-    expect(submitted.status).toBe(201);
-    const id = submitted.body.task_id as string;
-    const seen: Array<{ progress: number; step: string }> = [];
-    const final = await waitFor(
-      async () => {
-        const s = await status(id);
-        seen.push({ progress: s.progress, step: s.current_step });
-        return ['completed', 'failed', 'cancelled'].includes(s.status) ? s : undefined;
-      },
-      { timeoutMs: 180_000, intervalMs: 25, what: `task ${id} to end` },
-    );
-    return { id, submitted: submitted.body, final, seen };
-  };
+  const run = (body: Record<string, unknown>) =>
+    runTaskToEnd(service.http, body, { timeoutMs: 180_000, intervalMs: 25 });
 
   const download = async (url: string) => {
     const media = await fetch(url);

@@ -9,3 +9,4 @@ export * from './redis-server';
 export * from './reply-dropping.proxy';
 export * from './test-signing-keys';
 export * from './test-images';
+export * from './task-runs';
