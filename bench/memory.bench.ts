@@ -2,6 +2,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Redis } from 'ioredis';
 import { GpuService } from '@app/gpu';
+import { projectPartitionPrefix } from '@app/redis';
 import { QueueName } from '@app/tasks';
 import { TestService } from '../apps/api/test/support/service.harness';
 import { closeService, type BenchPart, type BenchRow, fmt, sleep } from './common';
@@ -29,6 +30,7 @@ export async function memoryBench(): Promise<BenchPart> {
   }).start();
   const redis = new Redis(svc.config.redis.url);
   const prefix = svc.config.redis.prefix;
+  const index = `${projectPartitionPrefix(prefix, 'bench_memory')}:tasks:by_project:bench_memory`;
   const gpu = svc.worker!.get(GpuService, { strict: false });
   let submitted = 0;
   const batch = async (n: number, timeoutMs: number) => {
@@ -51,8 +53,8 @@ export async function memoryBench(): Promise<BenchPart> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const [done, failed] = await Promise.all([
-        redis.zcard(`${prefix}:tasks:by_project:bench_memory:status:completed`),
-        redis.zcard(`${prefix}:tasks:by_project:bench_memory:status:failed`),
+        redis.zcard(`${index}:status:completed`),
+        redis.zcard(`${index}:status:failed`),
       ]);
       if (failed > 0) throw new Error(`${failed} image task(s) failed`);
       if (done >= submitted) return;

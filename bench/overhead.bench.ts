@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { projectPartitionPrefix, taskPartitionPrefix } from '@app/redis';
 import { QueueName, TaskQueueService } from '@app/tasks';
 import { cleanRedis, TEST_API_KEY } from '@app/testing';
 import { TestService } from '../apps/api/test/support/service.harness';
@@ -89,7 +90,7 @@ async function ours(): Promise<Figures> {
           const t0 = performance.now();
           const id = await submit();
           const submitted = performance.now() - t0;
-          const key = `${prefix}:tasks:${id}`;
+          const key = `${taskPartitionPrefix(prefix, id)}:tasks:${id}`;
           await until(
             async () => (await redis.hget(key, 'status')) === 'completed',
             10_000,
@@ -128,7 +129,7 @@ async function ours(): Promise<Figures> {
       await queue.pause();
       for (let i = 0; i < DRAIN_COUNT; i++) await submit();
       // The project's index of completed tasks (per project, so it stays one Redis slot).
-      const done = `${prefix}:tasks:by_project:bench_noop:status:completed`;
+      const done = `${projectPartitionPrefix(prefix, 'bench_noop')}:tasks:by_project:bench_noop:status:completed`;
       const before = await redis.zcard(done);
       const t0 = performance.now();
       await queue.resume();

@@ -1,11 +1,12 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
-import { CREATE_TASK } from '../libs/tasks/src/records/task.scripts';
-import { QueueName, toBullPriority } from '@app/tasks';
+import { CREATE_TASK, QUEUE_SNAPSHOT } from '../libs/tasks/src/records/task.scripts';
+import { groupKey, newTaskId, projectPartitionPrefix } from '@app/redis';
+import { bullPrefix, QueueName, toBullPriority } from '@app/tasks';
 import { cleanRedis, TEST_API_KEY } from '@app/testing';
 import { TestService } from '../apps/api/test/support/service.harness';
 import {
@@ -40,20 +41,22 @@ interface Bare {
 
 /**
  * The floor: node:http + BullMQ doing the Redis work of our submit — the per-key rate-limit
- * counter (the same script), the same record-creating script with its backlog check and queue
- * position, and Queue.add with the same options — with no framework, validation, auth or logging.
+ * counter (the same script), the queue snapshot (backlog check and queue position) and the same
+ * record-creating script, and Queue.add with the same options — with no framework, validation,
+ * auth or logging.
  */
 async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
-  redis.defineCommand('benchCreateTask', { numberOfKeys: 5, lua: CREATE_TASK });
+  redis.defineCommand('benchCreateTask', { numberOfKeys: 2, lua: CREATE_TASK });
+  redis.defineCommand('benchQueueSnapshot', { numberOfKeys: 3, lua: QUEUE_SNAPSHOT });
   const commands = redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>;
   redis.defineCommand('rateLimitHit', {
     numberOfKeys: 2,
     lua: new ThrottlerStorageRedisService(redis).scriptSrc,
   });
   const queueName = QueueName.GpuMedium;
-  const queue = new Queue(queueName, { connection: redis, prefix: `${prefix}:bull` });
-  const qk = (part: string) => `${prefix}:bull:${queueName}:${part}`;
+  const queue = new Queue(queueName, { connection: redis, prefix: bullPrefix(prefix, queueName) });
+  const qk = (part: string) => `${bullPrefix(prefix, queueName)}:${queueName}:${part}`;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -68,14 +71,23 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
         };
         await commands.rateLimitHit.call(
           redis,
-          `${prefix}:ratelimit:submit:hits`,
-          `${prefix}:ratelimit:submit:blocked`,
+          `${groupKey(prefix, 'ratelimit:default:submit')}:hits`,
+          `${groupKey(prefix, 'ratelimit:default:submit')}:blocked`,
           'default',
           60_000,
           1_000_000,
           60_000,
         );
-        const id = randomUUID();
+        const position = await commands.benchQueueSnapshot.call(
+          redis,
+          qk('wait'),
+          qk('prioritized'),
+          qk('delayed'),
+          toBullPriority(body.priority),
+          10_000_000,
+        );
+        const id = newTaskId(body.project_id);
+        const partition = projectPartitionPrefix(prefix, body.project_id);
         const created = new Date();
         const now = created.toISOString();
         const fields = {
@@ -99,22 +111,17 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
           attempts: '0',
           retries: '0',
         };
-        const key = `${prefix}:tasks:${id}`;
-        const position = await commands.benchCreateTask.call(
+        await commands.benchCreateTask.call(
           redis,
-          key,
-          qk('wait'),
-          qk('prioritized'),
-          qk('delayed'),
-          `${prefix}:none`,
-          prefix,
+          `${partition}:tasks:${id}`,
+          `${partition}:none`,
+          partition,
           id,
           body.project_id,
           body.task_type,
           created.getTime(),
           now,
-          10_000_000,
-          toBullPriority(body.priority),
+          position,
           id, // the create's operation token
           '', // no Idempotency-Key entry
           0,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { projectPartitionPrefix } from '@app/redis';
 import { TEST_API_KEY } from '@app/testing';
 import { TestService } from './support/service.harness';
 
@@ -231,7 +232,9 @@ describe('Idempotency-Key on submit', () => {
     expect(key).toHaveLength(255);
     expect((await submit(image('idem_w'), key)).status).toBe(201);
     const stored = await allRedisEntries(service);
-    expect(stored).toContain(`${service.config.redis.prefix}:idempotency:idem_w:`);
+    expect(stored).toContain(
+      `${projectPartitionPrefix(service.config.redis.prefix, 'idem_w')}:idempotency:idem_w:`,
+    );
     expect(stored).not.toContain('secret-order-');
   });
 });
@@ -296,7 +299,7 @@ describe('rate limit per API key on submit', () => {
 
   it('buckets live under REDIS_PREFIX and hold a digest, never the key', async () => {
     const stored = await allRedisEntries(service);
-    expect(stored).toContain(`${service.config.redis.prefix}:ratelimit:default:submit:`);
+    expect(stored).toContain(`${service.config.redis.prefix}:{ratelimit:default:submit:`);
     expect(stored).not.toContain(TEST_API_KEY);
     expect(stored).not.toContain(KEY_A);
   });

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { bullConnection } from '@app/redis';
-import { BULL_PREFIX_PART } from '@app/tasks';
+import { bullPrefix } from '@app/tasks';
 import { PrivateRedisServer, TEST_API_KEY, waitFor } from '@app/testing';
 import { WEBHOOKS_QUEUE } from '@app/webhooks';
 import {
@@ -214,7 +214,7 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
     // The board reads the queue the workers deliver from (same prefix): a job there shows.
     const webhooks = new Queue(WEBHOOKS_QUEUE, {
       connection: bullConnection(service.config),
-      prefix: `${service.config.redis.prefix}:${BULL_PREFIX_PART}`,
+      prefix: bullPrefix(service.config.redis.prefix, WEBHOOKS_QUEUE),
     });
     try {
       const job = await webhooks.add('deliver', { later: true }, { delay: 3_600_000 });

@@ -80,7 +80,7 @@ describe('a lost job lock (the issue 12 repro)', () => {
     });
     expect(res.status).toBe(201);
     const id = res.body.task_id as string;
-    const lockKey = `${service.config.redis.prefix}:bull:cpu_intensive:${id}:lock`;
+    const lockKey = `${service.config.redis.prefix}:bull:{cpu_intensive}:cpu_intensive:${id}:lock`;
     // Synthesis under way: the run holds its lock.
     await waitFor(
       async () => {

@@ -56,7 +56,7 @@ describe('two runs of one task in one process', () => {
     });
     const firstRun = (await records.get(id))!.run_id;
     // The lock is lost once: the first run stops, the job comes back here and runs again.
-    await redis.del(`${service.config.redis.prefix}:bull:cpu_intensive:${id}:lock`);
+    await redis.del(`${service.config.redis.prefix}:bull:{cpu_intensive}:cpu_intensive:${id}:lock`);
     const second = await waitFor(
       async () => {
         const r = await records.get(id);

@@ -38,7 +38,7 @@ describe('a job lost more often than maxStalledCount', () => {
 
     const redis = new Redis(service.config.redis.url);
     try {
-      const jobKey = `${service.config.redis.prefix}:bull:cpu_intensive:${id}`;
+      const jobKey = `${service.config.redis.prefix}:bull:{cpu_intensive}:cpu_intensive:${id}`;
       expect(await redis.exists(jobKey)).toBe(1);
       await redis.hset(jobKey, 'stc', '5', 'defa', STALLED_LIMIT_REASON);
     } finally {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { getQueueToken } from '@nestjs/bullmq';
 import { Worker, type Queue } from 'bullmq';
 import { bullConnection } from '@app/redis';
-import { TaskRepository } from '@app/tasks';
+import { bullPrefix, TaskRepository } from '@app/tasks';
 import { freePort, TestPayloadServer, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { TEST_BUSY_TASK } from './support/test-busy.task';
@@ -234,7 +234,7 @@ describe('worker faults: SIGKILL and SIGTERM of real worker processes', () => {
     const stalled: string[] = [];
     const watcher = new Worker('cpu_intensive', null, {
       connection: bullConnection(service.config),
-      prefix: `${service.config.redis.prefix}:bull`,
+      prefix: bullPrefix(service.config.redis.prefix, 'cpu_intensive'),
       autorun: false,
       stalledInterval: 250,
       // Like the workers' own backstop (far above the record's budget): the record decides.

@@ -13,6 +13,7 @@ import {
   type TaskDefinition,
   type TaskJobData,
 } from '@app/tasks';
+import { newTaskId } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { IsOptional, IsString } from 'class-validator';
@@ -56,7 +57,7 @@ describe('TaskRunner', () => {
   const config = testConfig({ UNKNOWN_TASK_TYPE_TIMEOUT: '60' });
   const redis = new Redis(config.redis.url);
   const tasks = new TaskRepository(redis, config);
-  const moves = new TaskStateMachine(redis, config, tasks);
+  const moves = new TaskStateMachine(redis, tasks);
   const stored = new Map<string, number>();
   const storage = {
     put: jest.fn((key: string, body: { data: Buffer }, contentType: string) => {
@@ -104,7 +105,7 @@ describe('TaskRunner', () => {
   });
 
   async function create(): Promise<string> {
-    const id = randomUUID();
+    const id = newTaskId('proj_runner');
     await tasks.create({
       task_id: id,
       project_id: 'proj_runner',

@@ -337,7 +337,8 @@ describe('webhooks (API + worker, real Redis, loopback receiver)', () => {
     it('makes its consumer group again when the outbox stream was deleted', async () => {
       const redis = new Redis(service.config.redis.url);
       try {
-        const outbox = service.api.get(TaskRepository).webhookOutboxKey();
+        // The stream of the partition the next task goes to (its project's).
+        const outbox = service.api.get(TaskRepository).webhookOutboxKey(PROJECT);
         expect(await redis.del(outbox)).toBe(1);
         const id = await submit({ duration_ms: 10, steps: 1 }, receiver.url('regroup'));
         const done = await webhookSettled(id);
@@ -354,7 +355,7 @@ describe('webhooks (API + worker, real Redis, loopback receiver)', () => {
       try {
         const id = await submit({ duration_ms: 10, steps: 1 }, receiver.url('orphan'));
         expect((await service.http.delete(`/tasks/${id}/cancel`)).status).toBe(200);
-        const outbox = service.api.get(TaskRepository).webhookOutboxKey();
+        const outbox = service.api.get(TaskRepository).webhookOutboxKey(id);
         await redis
           .xgroup('CREATE', outbox, WebhookOutboxRelay.GROUP, '0', 'MKSTREAM')
           .catch(() => undefined);

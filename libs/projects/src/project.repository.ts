@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
+import { allPartitionPrefixes, projectPartitionPrefix, redisKey } from '@app/redis';
 import { Redis } from 'ioredis';
 import { projectStoragePrefix } from './project-storage';
 
@@ -15,12 +15,9 @@ export interface ProjectRecord {
   last_activity: string;
 }
 
+/** The project's hash, in its partition (libs/redis/src/redis-partitions.ts). */
 export function projectKey(prefix: string, projectId: string): string {
-  return redisKey(prefix, 'projects', projectId);
-}
-
-export function activeProjectsKey(prefix: string): string {
-  return redisKey(prefix, 'projects', 'active');
+  return redisKey(projectPartitionPrefix(prefix, projectId), 'projects', projectId);
 }
 
 /**
@@ -50,8 +47,13 @@ export class ProjectRepository {
     };
   }
 
-  /** Projects with queued or processing tasks. */
+  /** Projects with queued or processing tasks: the union of every partition's set. */
   async active(): Promise<string[]> {
-    return this.redis.smembers(activeProjectsKey(this.config.redis.prefix));
+    const sets = await Promise.all(
+      allPartitionPrefixes(this.config.redis.prefix).map((p) =>
+        this.redis.smembers(redisKey(p, 'projects', 'active')),
+      ),
+    );
+    return sets.flat();
   }
 }

@@ -1,13 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { UnsafeUrlError, UrlPolicy } from '@app/net';
-import { isRedisUnavailableError } from '@app/redis';
+import { isRedisUnavailableError, newTaskId } from '@app/redis';
 import { TaskQueueService } from './queue/task-queue.service';
 import { CancelBus } from './cancel/cancel-bus';
 import type { TaskPriority } from './queues';
 import type { TaskRecord } from './records/task.record';
 import { TaskRepository, type IdempotencyWrite } from './records/task.repository';
+import { TASK_MOVES } from './records/task-moves';
 import { TaskStateMachine, TransitionError } from './records/task-state.machine';
 import { TaskConflictError, TaskNotFoundError, TaskValidationError } from './task-errors';
 import { httpUrlsIn, s3ReferenceProblems } from './task-types/input-url.validator';
@@ -67,7 +67,10 @@ export class TaskLifecycleService {
     if (refProblems.length > 0) throw new TaskValidationError(refProblems);
     const urlProblems = await this.unsafeUrls(data, input.callback_url ?? null);
     if (urlProblems.length > 0) throw new TaskValidationError(urlProblems);
-    const taskId = randomUUID();
+    // QUEUE_MAX_SIZE is checked, and the job's queue position read, in the queue's slot just
+    // before the create (a record and its queue live in different Redis Cluster slots).
+    const position = await this.queues.reserve(def.queue, input.priority);
+    const taskId = newTaskId(input.project_id);
     const jobId = TaskQueueService.jobId(taskId, 0);
     const record = await this.tasks.create(
       {
@@ -83,9 +86,7 @@ export class TaskLifecycleService {
         job_id: jobId,
         created_at: new Date(),
       },
-      // QUEUE_MAX_SIZE is checked, and the job's queue position counted, in the same step as
-      // the create: no other round trip, no race between the check and the create.
-      this.queues.backlogLimit(def.queue),
+      position,
       idempotency,
     );
     await this.enqueueOrFail(record, jobId);
@@ -141,26 +142,26 @@ export class TaskLifecycleService {
   }
 
   /**
-   * Manual retry: failed or cancelled → queued with a fresh job. QUEUE_MAX_SIZE is checked in the
-   * same step as the move (503 when full), like a submit.
+   * Manual retry: failed or cancelled → queued with a fresh job. QUEUE_MAX_SIZE is checked just
+   * before the move (503 when full), like a submit.
    */
   async retry(scope: ProjectScope, taskId: string): Promise<TaskRecord> {
     const task = await this.get(scope, taskId);
     const retries = task.retries + 1;
     const jobId = TaskQueueService.jobId(taskId, retries);
+    // A task that may not be retried is a 409 whatever the queue holds (the move checks again).
+    if (!(TASK_MOVES.retry.from as readonly string[]).includes(task.status)) {
+      throw new TaskConflictError(taskId, task.status, 'retry');
+    }
+    const queuePosition = await this.queues.reserve(task.queue, task.priority);
     try {
-      await this.moves.retry(taskId, { retries, jobId }, this.queues.backlogLimit(task.queue));
+      await this.moves.retry(taskId, { retries, jobId, queuePosition });
     } catch (err) {
       throw this.conflict(err, taskId, 'retry');
     }
     await this.queues.remove(task.queue, task.job_id);
     const queued = await this.get(scope, taskId);
     await this.enqueueOrFail(queued, jobId);
-    queued.queue_position = await this.tasks.recordQueuePosition(
-      taskId,
-      this.queues.positionKeys(queued.queue),
-      jobId,
-    );
     this.logger.log({ task_id: taskId, project_id: task.project_id }, `retried (retry ${retries})`);
     return queued;
   }

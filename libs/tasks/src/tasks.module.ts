@@ -4,7 +4,7 @@ import { AppConfig } from '@app/config';
 import { NetModule } from '@app/net';
 import { bullConnection } from '@app/redis';
 import { CancelBus } from './cancel/cancel-bus';
-import { BULL_PREFIX_PART, TaskQueueService } from './queue/task-queue.service';
+import { bullPrefix, TaskQueueService } from './queue/task-queue.service';
 import { ALL_QUEUES } from './queues';
 import { TaskRepository } from './records/task.repository';
 import { TaskStateMachine } from './records/task-state.machine';
@@ -20,12 +20,16 @@ import { EXTRA_TASK_DEFINITIONS, TaskDefinitions } from './task-types/task-defin
     NetModule,
     BullModule.forRootAsync({
       inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({
-        connection: bullConnection(config),
-        prefix: `${config.redis.prefix}:${BULL_PREFIX_PART}`,
-      }),
+      useFactory: (config: AppConfig) => ({ connection: bullConnection(config) }),
     }),
-    BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
+    // Each queue under its own hash-tagged prefix (bullPrefix); its workers take the queue's.
+    BullModule.registerQueueAsync(
+      ...ALL_QUEUES.map((name) => ({
+        name,
+        inject: [AppConfig],
+        useFactory: (config: AppConfig) => ({ prefix: bullPrefix(config.redis.prefix, name) }),
+      })),
+    ),
   ],
   providers: [
     { provide: EXTRA_TASK_DEFINITIONS, useValue: [] },

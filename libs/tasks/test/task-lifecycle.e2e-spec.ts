@@ -15,8 +15,7 @@ describe('TaskLifecycleService', () => {
   let tasks: TaskRepository;
   const queue = {
     enqueue: jest.fn<Promise<void>, unknown[]>(),
-    backlogLimit: jest.fn(() => ({ keys: ['bl:w', 'bl:p', 'bl:d'], max: 10 })),
-    positionKeys: jest.fn(() => ({ wait: 'bl:w', prioritized: 'bl:p' })),
+    reserve: jest.fn(() => Promise.resolve(1)),
     remove: jest.fn(() => Promise.resolve(true)),
   };
 

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { cleanRedis, testConfig } from '@app/testing';
 import { ProjectRepository } from '@app/projects';
+import { newTaskId, projectPartitionPrefix } from '@app/redis';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { TaskQueueService } from '../src/queue/task-queue.service';
 import { QueueName } from '../src/queues';
 import { QueueFullError } from '../src/task-errors';
 import { TaskRepository } from '../src/records/task.repository';
@@ -14,14 +18,8 @@ describe('task records and moves', () => {
   const config = testConfig();
   const redis = new Redis(config.redis.url);
   const repo = new TaskRepository(redis, config);
-  const moves = new TaskStateMachine(redis, config, repo);
+  const moves = new TaskStateMachine(redis, repo);
   const projects = new ProjectRepository(redis, config);
-  const none = () => repo.unusedKey();
-  const noBacklog = () => ({
-    queue: QueueName.GpuMedium,
-    keys: [none(), none(), none()] as [string, string, string],
-    max: -1,
-  });
   const claimOpts = (op: string = randomUUID(), ownLostRuns: string[] = [], maxLostRuns = 5) => ({
     op,
     ownLostRuns,
@@ -46,7 +44,7 @@ describe('task records and moves', () => {
   });
 
   function newTask(project: string) {
-    const id = randomUUID();
+    const id = newTaskId(project);
     return {
       task_id: id,
       project_id: project,
@@ -61,7 +59,7 @@ describe('task records and moves', () => {
   }
 
   async function create(project = 'p1', type = 'generate_image', at = Date.now()) {
-    const id = randomUUID();
+    const id = newTaskId(project);
     await repo.create({
       task_id: id,
       project_id: project,
@@ -160,7 +158,7 @@ describe('task records and moves', () => {
         await moves.discardResult(id, runId);
         break;
       case 'retry':
-        await moves.retry(id, { retries: 1, jobId: `${id}_r1` }, noBacklog());
+        await moves.retry(id, { retries: 1, jobId: `${id}_r1`, queuePosition: 0 });
         break;
       case 'requeue':
         await moves.requeue(id, 1);
@@ -189,7 +187,7 @@ describe('task records and moves', () => {
   });
 
   it('recordWebhookOutcome writes only the pending event of an ended task, once per attempt', async () => {
-    const id = randomUUID();
+    const id = newTaskId('proj_hook_move');
     await repo.create({
       task_id: id,
       project_id: 'proj_hook_move',
@@ -265,9 +263,9 @@ describe('task records and moves', () => {
     });
     // A manual retry repeated with its token: one retry, no 409.
     await moves.failUnqueued(id, 'x');
-    await moves.retry(id, { retries: 1, jobId: `${id}_r1` }, noBacklog(), { op: 'retry-1' });
+    await moves.retry(id, { retries: 1, jobId: `${id}_r1`, queuePosition: 0 }, { op: 'retry-1' });
     expect(
-      await moves.retry(id, { retries: 1, jobId: `${id}_r1` }, noBacklog(), { op: 'retry-1' }),
+      await moves.retry(id, { retries: 1, jobId: `${id}_r1`, queuePosition: 0 }, { op: 'retry-1' }),
     ).toBe('failed');
     expect(await repo.get(id)).toMatchObject({ status: 'queued', retries: 1 });
   });
@@ -284,7 +282,7 @@ describe('task records and moves', () => {
 
   it('writes the Idempotency-Key entry in the create step', async () => {
     const task = newTask('proj_idem');
-    const key = `${config.redis.prefix}:idempotency:proj_idem:abc`;
+    const key = `${projectPartitionPrefix(config.redis.prefix, 'proj_idem')}:idempotency:proj_idem:abc`;
     await repo.create(task, undefined, {
       key,
       entry: { state: 'done', fingerprint: 'f', status: 201 },
@@ -323,8 +321,8 @@ describe('task records and moves', () => {
   describe('claimRun', () => {
     const prefix = config.redis.prefix;
     const statusIndex = (project: string, status: string, type = 'generate_image') => [
-      `${prefix}:tasks:by_project:${project}:status:${status}`,
-      `${prefix}:tasks:by_project:${project}:status:${status}:type:${type}`,
+      `${projectPartitionPrefix(prefix, project)}:tasks:by_project:${project}:status:${status}`,
+      `${projectPartitionPrefix(prefix, project)}:tasks:by_project:${project}:status:${status}:type:${type}`,
     ];
     async function indexedIn(id: string, project: string, status: string): Promise<boolean[]> {
       const [byProject, byType] = statusIndex(project, status);
@@ -460,24 +458,6 @@ describe('task records and moves', () => {
     });
   });
 
-  it('a manual retry checks QUEUE_MAX_SIZE in the same step', async () => {
-    const wait = `${config.redis.prefix}:rt:wait`;
-    await redis.rpush(wait, 'j1', 'j2');
-    const id = await create('proj_retry_full');
-    await moves.failUnqueued(id, 'x');
-    const full = {
-      queue: QueueName.GpuMedium,
-      keys: [wait, none(), none()] as [string, string, string],
-      max: 2,
-    };
-    await expect(moves.retry(id, { retries: 1, jobId: `${id}_r1` }, full)).rejects.toBeInstanceOf(
-      QueueFullError,
-    );
-    expect((await repo.get(id))!.status).toBe('failed');
-    await moves.retry(id, { retries: 1, jobId: `${id}_r1` }, { ...full, max: 3 });
-    expect(await repo.get(id)).toMatchObject({ status: 'queued', job_id: `${id}_r1`, retries: 1 });
-  });
-
   it('reads only status and run id for many tasks at once', async () => {
     const a = await create('proj_states');
     const b = await create('proj_states');
@@ -510,92 +490,84 @@ describe('task records and moves', () => {
     expect((await repo.list('proj_list', { page: 9, limit: 10 })).tasks).toEqual([]);
   });
 
-  it('refuses a create when the queue holds its limit, in the same step, storing nothing', async () => {
-    const wait = `${config.redis.prefix}:bl:wait`;
-    const prioritized = `${config.redis.prefix}:bl:prioritized`;
-    const delayed = `${config.redis.prefix}:bl:delayed`;
-    await redis.rpush(wait, 'j1');
-    await redis.zadd(prioritized, 1, 'j2');
-    await redis.zadd(delayed, 1, 'j3');
-    const id = randomUUID();
-    const task = {
-      task_id: id,
-      project_id: 'proj_full',
-      task_type: 'generate_image',
-      priority: 2 as const,
-      task_data: {},
-      estimated_duration: 1,
-      queue: QueueName.GpuMedium,
-      job_id: id,
-      created_at: new Date(),
-    };
-    const full = {
-      queue: QueueName.GpuMedium,
-      keys: [wait, prioritized, delayed] as [string, string, string],
-      max: 3,
-    };
-    await expect(repo.create(task, full)).rejects.toBeInstanceOf(QueueFullError);
-    expect(await repo.get(id)).toBeNull();
-    expect((await repo.list('proj_full', { page: 1, limit: 10 })).total).toBe(0);
-    await repo.create(task, { ...full, max: 4 });
-    expect((await repo.get(id))?.status).toBe('queued');
-    expect(await repo.recordQueuePosition(id, { wait, prioritized }, 'j2')).toBe(2);
-    expect((await repo.get(id))?.queue_position).toBe(2);
-    expect(await repo.recordQueuePosition(id, { wait, prioritized }, 'gone')).toBe(0);
-  });
+  describe("the queue's room and position, read in the queue's slot before a create", () => {
+    function queues(queueMaxSize: number) {
+      const cfg = testConfig({
+        REDIS_PREFIX: config.redis.prefix,
+        QUEUE_MAX_SIZE: String(queueMaxSize),
+      });
+      const fake = () => new EventEmitter() as unknown as Queue;
+      return new TaskQueueService(fake(), fake(), fake(), cfg, redis);
+    }
 
-  it('counts, in the create step, the queue position the job will have once added', async () => {
-    const wait = `${config.redis.prefix}:pos:wait`;
-    const prioritized = `${config.redis.prefix}:pos:prioritized`;
-    const delayed = `${config.redis.prefix}:pos:delayed`;
-    const keys = [wait, prioritized, delayed] as [string, string, string];
-    // BullMQ's scores: priority · 2³² + a counter that only grows.
-    const score = (priority: number, counter: number) => priority * 2 ** 32 + counter;
-    await redis.rpush(wait, 'plain');
-    await redis.zadd(prioritized, score(1, 1), 'urgent', score(2, 2), 'n1', score(3, 3), 'low');
-    await redis.zadd(prioritized, score(2, 4), 'n2');
-    await redis.zadd(delayed, 1, 'later');
-    const make = (priority: 1 | 2 | 3) => {
-      const id = randomUUID();
-      return {
-        task_id: id,
-        project_id: 'proj_pos',
-        task_type: 'generate_image',
-        priority,
-        task_data: {},
-        estimated_duration: 1,
-        queue: QueueName.GpuMedium,
-        job_id: id,
-        created_at: new Date(),
-      };
-    };
-    const normal = make(2);
-    // Behind the plain job, the urgent one and both normal ones; ahead of the low one.
-    expect(
-      (await repo.create(normal, { queue: QueueName.GpuMedium, keys, max: -1 })).queue_position,
-    ).toBe(5);
-    expect((await repo.get(normal.task_id))?.queue_position).toBe(5);
-    // What reading the rank after the add (as BullMQ adds it) gives is the same.
-    await redis.zadd(prioritized, score(2, 5), normal.job_id);
-    expect(
-      await repo.recordQueuePosition(normal.task_id, { wait, prioritized }, normal.job_id),
-    ).toBe(5);
-    expect(
-      (await repo.create(make(1), { queue: QueueName.GpuMedium, keys, max: -1 })).queue_position,
-    ).toBe(3);
-    expect(
-      (await repo.create(make(3), { queue: QueueName.GpuMedium, keys, max: -1 })).queue_position,
-    ).toBe(7);
-    // Not about to be queued: no position.
-    const bare = make(2);
-    expect((await repo.create(bare)).queue_position).toBe(0);
-    expect((await repo.get(bare.task_id))?.queue_position).toBe(0);
+    it('refuses when the waiting jobs (wait + prioritized + delayed) reach QUEUE_MAX_SIZE', async () => {
+      const svc = queues(3);
+      const q = QueueName.CpuIntensive;
+      await redis.rpush(svc.key(q, 'wait'), 'j1');
+      await redis.zadd(svc.key(q, 'prioritized'), 1, 'j2');
+      await redis.zadd(svc.key(q, 'delayed'), 1, 'j3');
+      await expect(svc.reserve(q, 2)).rejects.toBeInstanceOf(QueueFullError);
+      expect(await queues(4).reserve(q, 2)).toBe(3);
+      // The keys are BullMQ's, under the queue's own hash tag.
+      expect(svc.key(q, 'wait')).toBe(
+        `${config.redis.prefix}:bull:{cpu_intensive}:cpu_intensive:wait`,
+      );
+    });
+
+    it('counts the position a job of that priority will have once added', async () => {
+      const svc = queues(1000);
+      const q = QueueName.GpuHeavy;
+      // BullMQ's scores: priority · 2³² + a counter that only grows.
+      const score = (priority: number, counter: number) => priority * 2 ** 32 + counter;
+      await redis.rpush(svc.key(q, 'wait'), 'plain');
+      await redis.zadd(
+        svc.key(q, 'prioritized'),
+        score(1, 1),
+        'urgent',
+        score(2, 2),
+        'n1',
+        score(3, 3),
+        'low',
+        score(2, 4),
+        'n2',
+      );
+      await redis.zadd(svc.key(q, 'delayed'), 1, 'later');
+      // Behind the plain job, the urgent one and both normal ones; ahead of the low one.
+      expect(await svc.reserve(q, 2)).toBe(5);
+      expect(await svc.reserve(q, 1)).toBe(3);
+      expect(await svc.reserve(q, 3)).toBe(6);
+      // What reading the rank after the add (as BullMQ adds it) gives is the same.
+      await redis.zadd(svc.key(q, 'prioritized'), score(2, 5), 'mine');
+      expect(
+        (await redis.llen(svc.key(q, 'wait'))) +
+          (await redis.zrank(svc.key(q, 'prioritized'), 'mine'))! +
+          1,
+      ).toBe(5);
+    });
+
+    it('the create stores the position it is given; 0 when not about to be queued', async () => {
+      const queued = newTask('proj_pos');
+      expect((await repo.create(queued, 5)).queue_position).toBe(5);
+      expect((await repo.get(queued.task_id))?.queue_position).toBe(5);
+      const bare = newTask('proj_pos');
+      expect((await repo.create(bare)).queue_position).toBe(0);
+      expect((await repo.get(bare.task_id))?.queue_position).toBe(0);
+    });
+
+    it("refuses a task id outside its project's partition", async () => {
+      let other = randomUUID();
+      while (projectPartitionPrefix('x', other) === projectPartitionPrefix('x', 'proj_part')) {
+        other = randomUUID();
+      }
+      await expect(repo.create({ ...newTask('proj_part'), task_id: other })).rejects.toThrow(
+        /partition/,
+      );
+    });
   });
 
   describe('webhook outbox', () => {
-    const outbox = () => repo.webhookOutboxKey();
     async function entries(taskId: string) {
-      const all = await redis.xrange(outbox(), '-', '+');
+      const all = await redis.xrange(repo.webhookOutboxKey(taskId), '-', '+');
       return all
         .map(
           ([, flat]) =>
@@ -606,7 +578,7 @@ describe('task records and moves', () => {
         .filter((e) => e.task_id === taskId);
     }
     async function createWithCallback(callback_url: string | null) {
-      const id = randomUUID();
+      const id = newTaskId('proj_hook');
       await repo.create({
         task_id: id,
         project_id: 'proj_hook',
@@ -671,7 +643,7 @@ describe('task records and moves', () => {
         errorClass: 'validation',
         clearResult: false,
       });
-      await moves.retry(id, { retries: 1, jobId: `${id}_r1` }, noBacklog());
+      await moves.retry(id, { retries: 1, jobId: `${id}_r1`, queuePosition: 0 });
       await moves.cancel(id);
       const events = await entries(id);
       expect(events.map((e) => [e.webhook_id, e.event, e.error])).toEqual([

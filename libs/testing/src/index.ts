@@ -10,3 +10,4 @@ export * from './reply-dropping.proxy';
 export * from './test-signing-keys';
 export * from './test-images';
 export * from './task-runs';
+export * from './slot-recording.redis';

@@ -8,7 +8,7 @@ import { AppConfig } from '@app/config';
 import { shownUrl, UnsafeUrlError, UrlPolicy } from '@app/net';
 import { bullConnection } from '@app/redis';
 import { StorageDriver } from '@app/storage';
-import { BULL_PREFIX_PART, TaskRepository } from '@app/tasks';
+import { bullPrefix, TaskRepository } from '@app/tasks';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { WEBHOOK_BACKOFF_TYPE, webhookRetryDelay } from './webhook.backoff';
 import { WebhookSigner } from './webhook.signer';
@@ -52,7 +52,7 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
     const scale = this.config.webhooks.retryScale;
     this.worker = new Worker<WebhookJobData>(WEBHOOKS_QUEUE, (job) => this.deliver(job), {
       connection: bullConnection(this.config),
-      prefix: `${this.config.redis.prefix}:${BULL_PREFIX_PART}`,
+      prefix: bullPrefix(this.config.redis.prefix, WEBHOOKS_QUEUE),
       concurrency: this.config.webhooks.concurrency,
       // An attempt lasts at most WEBHOOK_TIMEOUT_MS: its lock must outlive it, or a slow receiver
       // would make the job look stalled and get a second POST.

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { bullConnection, createRedis } from '@app/redis';
-import { BULL_PREFIX_PART, TaskRepository } from '@app/tasks';
+import { bullPrefix, TaskRepository } from '@app/tasks';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { WEBHOOK_BACKOFF_TYPE } from './webhook.backoff';
@@ -24,32 +24,41 @@ type StreamReply = Array<[key: string, entries: StreamEntry[]]> | null;
 const DAY_S = 24 * 3600;
 
 /**
- * Moves webhook events from the outbox stream (written by the terminal transition) into the
- * `webhooks` delivery queue. Entries are read through a consumer group and removed only after
- * their job exists, under the event's id as job id (so a second relay of the same entry adds
- * nothing). Entries a dead relay read but never removed are claimed by the next after
- * `claimIdleMs`; a restarted worker (same WORKER_ID) takes its own back at once.
+ * Moves webhook events from the outbox streams (one per partition, written by the terminal
+ * transition) into the `webhooks` delivery queue. Entries are read through a consumer group and
+ * removed only after their job exists, under the event's id as job id (so a second relay of the
+ * same entry adds nothing). The transition publishes on a channel named after the stream, so the
+ * relay reads that stream at once; every `sweepMs` it reads all of them anyway (a nudge sent while
+ * its subscriber was reconnecting is not lost). Entries a dead relay read but never removed are
+ * claimed by the next after `claimIdleMs`; a restarted worker (same WORKER_ID) takes its own back
+ * at once. Streams of different partitions live in different Redis Cluster slots, so each is
+ * read with a command of its own.
  */
 @Injectable()
 export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   static readonly GROUP = 'relay';
   private readonly logger = new Logger(WebhookOutboxRelay.name);
-  private readonly key: string;
+  private readonly keys: string[];
   private readonly consumer: string;
   /** How long an entry stays with a relay that read it before another may take it. */
   claimIdleMs = 30_000;
-  private client?: Redis;
+  /** How often every stream is read without a nudge. */
+  sweepMs = 5_000;
+  private subscriber?: Redis;
   private queue?: Queue<WebhookJobData>;
   private loop?: Promise<void>;
   private stopping = false;
   private wake?: () => void;
+  /** Streams a transition announced since the last read. */
+  private readonly nudged = new Set<string>();
+  private sweepNow = true;
 
   constructor(
     @Inject(Redis) private readonly redis: Redis,
     tasks: TaskRepository,
     private readonly config: AppConfig,
   ) {
-    this.key = tasks.webhookOutboxKey();
+    this.keys = tasks.webhookOutboxKeys();
     this.consumer = config.worker.id;
   }
 
@@ -60,86 +69,111 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
   onApplicationBootstrap(): void {
     this.queue = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, {
       connection: bullConnection(this.config),
-      prefix: `${this.config.redis.prefix}:${BULL_PREFIX_PART}`,
+      prefix: bullPrefix(this.config.redis.prefix, WEBHOOKS_QUEUE),
     });
     this.queue.on('error', (err) => this.logger.warn(`webhooks queue: ${err.message}`));
-    // Blocking reads need a connection of their own.
-    this.client = createRedis(this.config, 'webhook-relay');
+    const subscriber = createRedis(this.config, 'webhook-relay');
+    subscriber.on('message', (channel: string) => {
+      this.nudged.add(channel);
+      this.wake?.();
+    });
+    // Subscriptions are renewed on reconnect; what was published meanwhile, a sweep finds.
+    subscriber.on('ready', () => {
+      this.sweepNow = true;
+      this.wake?.();
+    });
+    subscriber.subscribe(...this.keys).catch((err: Error) => {
+      if (!this.stopping) this.logger.warn(`webhook outbox nudges: ${err.message}`);
+    });
+    this.subscriber = subscriber;
     this.loop = this.run();
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
     this.wake?.();
-    // Ends a blocked XREADGROUP at once; nothing is lost (unacknowledged entries stay).
-    this.client?.disconnect();
+    this.subscriber?.disconnect();
     await this.loop;
     await this.queue?.close();
   }
 
   private async run(): Promise<void> {
     let lastClaim = 0;
-    let ownPending = true;
+    let lastSweep = 0;
+    let ready = false;
     while (!this.stopping) {
       try {
-        const client = this.client!;
-        if (ownPending) {
-          await this.ensureGroup(client);
-          // Entries this consumer read before a restart, then new ones.
-          ownPending = (await this.relay(await this.read(client, '0', false))) > 0;
-          continue;
+        if (!ready) {
+          // Groups first, then what this consumer read before a restart and never removed.
+          await Promise.all(this.keys.map((key) => this.ensureGroup(key)));
+          await Promise.all(this.keys.map((key) => this.drain(key, '0')));
+          ready = true;
         }
         if (Date.now() - lastClaim >= Math.min(this.claimIdleMs, 10_000)) {
           lastClaim = Date.now();
-          await this.claim(client);
+          for (const key of this.keys) await this.claim(key);
         }
-        await this.relay(await this.read(client, '>', true));
+        let streams: string[];
+        if (this.sweepNow || Date.now() - lastSweep >= this.sweepMs) {
+          this.sweepNow = false;
+          lastSweep = Date.now();
+          streams = this.keys;
+        } else {
+          streams = [...this.nudged];
+        }
+        this.nudged.clear();
+        await Promise.all(streams.map((key) => this.drain(key, '>')));
+        if (this.nudged.size === 0 && !this.sweepNow && !this.stopping) {
+          const next = Math.min(
+            lastSweep + this.sweepMs,
+            lastClaim + Math.min(this.claimIdleMs, 10_000),
+          );
+          await this.pause(Math.max(10, next - Date.now()));
+        }
       } catch (err) {
         if (this.stopping) break;
-        // The stream and its group were deleted (FLUSHDB, a restore): make the group again.
-        if ((err as Error).message.includes('NOGROUP')) ownPending = true;
+        if ((err as Error).message.includes('NOGROUP')) ready = false;
         this.logger.warn(`webhook outbox relay: ${(err as Error).message}; retrying in 1 s`);
         await this.pause(1000);
       }
     }
   }
 
-  private async ensureGroup(client: Redis): Promise<void> {
+  private async ensureGroup(key: string): Promise<void> {
     try {
-      await client.xgroup('CREATE', this.key, WebhookOutboxRelay.GROUP, '0', 'MKSTREAM');
+      await this.redis.xgroup('CREATE', key, WebhookOutboxRelay.GROUP, '0', 'MKSTREAM');
     } catch (err) {
       if (!(err as Error).message.includes('BUSYGROUP')) throw err;
     }
   }
 
-  private async read(client: Redis, from: '0' | '>', block: boolean): Promise<StreamEntry[]> {
-    const [group, consumer] = [WebhookOutboxRelay.GROUP, this.consumer];
-    const reply = (
-      block
-        ? await client.xreadgroup(
-            'GROUP',
-            group,
-            consumer,
-            'COUNT',
-            100,
-            'BLOCK',
-            1000,
-            'STREAMS',
-            this.key,
-            from,
-          )
-        : await client.xreadgroup('GROUP', group, consumer, 'COUNT', 100, 'STREAMS', this.key, from)
-    ) as StreamReply;
-    return reply?.[0]?.[1] ?? [];
+  /** Reads and relays the stream's entries (`0`: this consumer's pending, `>`: new) until none. */
+  private async drain(key: string, from: '0' | '>'): Promise<void> {
+    while (!this.stopping) {
+      const reply = (await this.redis.xreadgroup(
+        'GROUP',
+        WebhookOutboxRelay.GROUP,
+        this.consumer,
+        'COUNT',
+        100,
+        'STREAMS',
+        key,
+        from,
+      )) as StreamReply;
+      const entries = reply?.[0]?.[1] ?? [];
+      if (entries.length === 0) return;
+      await this.relay(key, entries);
+      if (entries.length < 100) return;
+    }
   }
 
   /** Takes over entries another (dead) relay read and left for longer than claimIdleMs. */
-  private async claim(client: Redis): Promise<void> {
+  private async claim(key: string): Promise<void> {
     let cursor = '0-0';
     do {
-      const [next, entries] = (await client.call(
+      const [next, entries] = (await this.redis.call(
         'XAUTOCLAIM',
-        this.key,
+        key,
         WebhookOutboxRelay.GROUP,
         this.consumer,
         this.claimIdleMs,
@@ -149,14 +183,14 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
       )) as [string, StreamEntry[]];
       if (entries.length > 0) {
         this.logger.log(`claimed ${entries.length} webhook event(s) left by another worker`);
-        await this.relay(entries);
+        await this.relay(key, entries);
       }
       cursor = next;
     } while (cursor !== '0-0' && !this.stopping);
   }
 
   /** Enqueues the entries' jobs, then removes the entries. Returns how many it handled. */
-  private async relay(entries: StreamEntry[]): Promise<number> {
+  private async relay(key: string, entries: StreamEntry[]): Promise<number> {
     // XREADGROUP '0' lists entries deleted meanwhile with null fields.
     const live = entries.filter(([, flat]) => Array.isArray(flat));
     const jobs: Array<{ name: string; data: WebhookJobData; opts: JobsOptions }> = [];
@@ -175,8 +209,8 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
     if (ids.length > 0) {
       await this.redis
         .multi()
-        .xack(this.key, WebhookOutboxRelay.GROUP, ...ids)
-        .xdel(this.key, ...ids)
+        .xack(key, WebhookOutboxRelay.GROUP, ...ids)
+        .xdel(key, ...ids)
         .exec();
     }
     for (const { data } of jobs) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { QueueName, TaskRepository, TaskStateMachine } from '@app/tasks';
+import { newTaskId } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
 import { Redis } from 'ioredis';
 import { WebhookStateStore } from '../src/webhook-state.store';
@@ -9,7 +10,7 @@ describe('WebhookStateStore', () => {
   const config = testConfig();
   const redis = new Redis(config.redis.url);
   const tasks = new TaskRepository(redis, config);
-  const moves = new TaskStateMachine(redis, config, tasks);
+  const moves = new TaskStateMachine(redis, tasks);
   const store = new WebhookStateStore(tasks, moves);
 
   afterAll(async () => {
@@ -18,7 +19,7 @@ describe('WebhookStateStore', () => {
   });
 
   async function endedTask(): Promise<string> {
-    const id = randomUUID();
+    const id = newTaskId('proj_state');
     await tasks.create({
       task_id: id,
       project_id: 'proj_state',

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig, type QueueId } from '@app/config';
-import { redisKey } from '@app/redis';
+import { groupKey } from '@app/redis';
 import { Redis } from 'ioredis';
 
 /** Seed 001 WorkerStatus.status. */
@@ -89,7 +89,7 @@ interface BeatingRedis extends Redis {
   workerBeat(hashKey: string, indexKey: string, ...args: Array<string | number>): Promise<number>;
 }
 
-/** `workers:{id}` hashes with a TTL, and `workers:active` (sorted by last beat) to list them. */
+/** `{workers}:<id>` hashes with a TTL, and `{workers}:active` (sorted by last beat) to list them. */
 @Injectable()
 export class WorkerStatusRepository {
   constructor(
@@ -102,12 +102,13 @@ export class WorkerStatusRepository {
     }
   }
 
+  /** Worker hashes and their index share one hash tag: a beat is one script in one slot. */
   private key(id: string): string {
-    return redisKey(this.config.redis.prefix, 'workers', id);
+    return groupKey(this.config.redis.prefix, 'workers', id);
   }
 
   private get indexKey(): string {
-    return redisKey(this.config.redis.prefix, 'workers', 'active');
+    return groupKey(this.config.redis.prefix, 'workers', 'active');
   }
 
   /** Writes one beat in one round trip. */

@@ -4,8 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { BullBoardModule, type BullBoardServerAdapter } from '@bull-board/nestjs';
-import type { AppConfig } from '@app/config';
-import { ALL_QUEUES } from '@app/tasks';
+import { AppConfig } from '@app/config';
+import { ALL_QUEUES, bullPrefix } from '@app/tasks';
 import { WEBHOOKS_QUEUE } from '@app/webhooks';
 import { AdminCredentials } from './admin-credentials';
 
@@ -73,7 +73,11 @@ export class QueuesBoardModule {
           // The Nest middleware slot is unused: auth is the plugin's onRequest hook.
           middleware: (_req: unknown, _res: unknown, next: () => void) => next(),
         }),
-        BullModule.registerQueue({ name: WEBHOOKS_QUEUE }),
+        BullModule.registerQueueAsync({
+          name: WEBHOOKS_QUEUE,
+          inject: [AppConfig],
+          useFactory: (c: AppConfig) => ({ prefix: bullPrefix(c.redis.prefix, WEBHOOKS_QUEUE) }),
+        }),
         BullBoardModule.forFeature(
           ...BOARD_QUEUES.map((name) => ({
             name,

@@ -1,11 +1,11 @@
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface';
-import { redisKey } from '@app/redis';
+import { groupKey } from '@app/redis';
 import type { Redis } from 'ioredis';
 
 /**
  * @nest-lab's Redis storage (its atomic Lua counter, shared by every API replica) on our command
- * connection, with its keys under `<REDIS_PREFIX>:ratelimit:` like every key the service owns. The
+ * connection, with its keys under `<REDIS_PREFIX>:{ratelimit:…}` like every key the service owns. The
  * library names keys `{key:name}:hits`, outside any prefix, so `increment` builds them here and
  * runs the library's script.
  */
@@ -32,7 +32,8 @@ export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
     blockDuration: number,
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
-    const base = redisKey(this.prefix, 'ratelimit', throttlerName, key);
+    // The two keys of one counter share a hash tag: the script runs in one cluster slot.
+    const base = groupKey(this.prefix, `ratelimit:${throttlerName}:${key}`);
     const results: unknown = await (this.redis as RateLimitRedis).rateLimitHit(
       `${base}:hits`,
       `${base}:blocked`,

@@ -8,7 +8,7 @@ import {
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
+import { projectPartitionPrefix, redisKey } from '@app/redis';
 import type { IdempotencyWrite } from '@app/tasks';
 import { Redis } from 'ioredis';
 
@@ -89,8 +89,9 @@ export class IdempotencyService {
   }
 
   async claim(projectId: string, key: string, fingerprint: string): Promise<IdempotencyClaim> {
+    // In the project's partition: the create step writes it with the task, in one slot.
     const storeKey = redisKey(
-      this.config.redis.prefix,
+      projectPartitionPrefix(this.config.redis.prefix, projectId),
       'idempotency',
       projectId,
       createHash('sha256').update(key).digest('hex'),

@@ -2,11 +2,14 @@ import { EventEmitter } from 'node:events';
 import { Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { QueueName } from '../queues';
-import { TaskQueueService } from './task-queue.service';
+import { bullPrefix, TaskQueueService } from './task-queue.service';
 
 describe('TaskQueueService', () => {
   afterEach(() => jest.restoreAllMocks());
+  /** Only reserve() talks to Redis (task-records.e2e-spec.ts runs it on the real one). */
+  const noRedis = { defineCommand: () => undefined } as unknown as Redis;
 
   it('logs queue connection errors, at most once per queue every 10 s, instead of the console', () => {
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
@@ -16,6 +19,7 @@ describe('TaskQueueService', () => {
     new TaskQueueService(
       ...(queues as unknown as [Queue, Queue, Queue]),
       AppConfig.fromEnv({ API_KEYS: 'k' }),
+      noRedis,
     );
     const refused = new Error('connect ECONNREFUSED 127.0.0.1:6379');
     queues[1].emit('error', refused);
@@ -56,6 +60,7 @@ describe('TaskQueueService', () => {
     const svc = new TaskQueueService(
       ...(queues as unknown as [Queue, Queue, Queue]),
       AppConfig.fromEnv({ API_KEYS: 'k', REDIS_PREFIX: 'pfx', QUEUE_MAX_SIZE: '7' }),
+      noRedis,
     );
     return { svc, heavy: queues[0], medium: queues[1], cpu: queues[2] };
   }
@@ -84,16 +89,12 @@ describe('TaskQueueService', () => {
     expect(TaskQueueService.jobId('t', 2)).toBe('t_r2');
   });
 
-  it("gives the create step the queue's BullMQ keys and QUEUE_MAX_SIZE", () => {
-    expect(service().svc.backlogLimit(QueueName.CpuIntensive)).toEqual({
-      queue: QueueName.CpuIntensive,
-      keys: [
-        'pfx:bull:cpu_intensive:wait',
-        'pfx:bull:cpu_intensive:prioritized',
-        'pfx:bull:cpu_intensive:delayed',
-      ],
-      max: 7,
-    });
+  it("names the queue's BullMQ keys under the queue's own hash tag", () => {
+    const { svc } = service();
+    expect(svc.key(QueueName.CpuIntensive, 'wait')).toBe(
+      'pfx:bull:{cpu_intensive}:cpu_intensive:wait',
+    );
+    expect(bullPrefix('pfx', 'webhooks')).toBe('pfx:bull:{webhooks}');
   });
 
   it("tells a job's state, and why it failed; a job it does not have is unknown", async () => {

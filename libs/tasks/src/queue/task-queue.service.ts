@@ -1,9 +1,12 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { QueueName, toBullPriority, type TaskPriority } from '../queues';
-import type { QueueBacklog, QueuePositionKeys } from '../records/task.repository';
+import { QUEUE_FULL_RETRY_AFTER_SECONDS } from '../records/task.repository';
+import { withTaskScripts, type TaskScriptsRedis } from '../records/task-scripts.redis';
+import { QueueFullError } from '../task-errors';
 
 /** What a job carries: the record in Redis holds everything else. */
 export interface TaskJobData {
@@ -11,7 +14,14 @@ export interface TaskJobData {
   project_id: string;
 }
 
-export const BULL_PREFIX_PART = 'bull';
+/**
+ * The BullMQ prefix of a queue: `<REDIS_PREFIX>:bull:{<queue>}`. The hash tag puts all of one
+ * queue's keys in one Redis Cluster slot (BullMQ's scripts need that; it is its documented way),
+ * and different queues in different slots.
+ */
+export function bullPrefix(redisPrefix: string, queue: string): string {
+  return `${redisPrefix}:bull:{${queue}}`;
+}
 
 const ERROR_LOG_INTERVAL_MS = 10_000;
 
@@ -20,13 +30,16 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 export class TaskQueueService {
   private readonly logger = new Logger(TaskQueueService.name);
   private readonly queues: Record<QueueName, Queue<TaskJobData>>;
+  private readonly redis: TaskScriptsRedis;
 
   constructor(
     @InjectQueue(QueueName.GpuHeavy) heavy: Queue<TaskJobData>,
     @InjectQueue(QueueName.GpuMedium) medium: Queue<TaskJobData>,
     @InjectQueue(QueueName.CpuIntensive) cpu: Queue<TaskJobData>,
     private readonly config: AppConfig,
+    @Inject(Redis) redis: Redis,
   ) {
+    this.redis = withTaskScripts(redis);
     this.queues = {
       [QueueName.GpuHeavy]: heavy,
       [QueueName.GpuMedium]: medium,
@@ -72,22 +85,34 @@ export class TaskQueueService {
     });
   }
 
-  private key(queue: QueueName, part: string): string {
-    return `${this.config.redis.prefix}:${BULL_PREFIX_PART}:${queue}:${part}`;
+  /** A BullMQ key of the queue (its wait list, prioritized set…). */
+  key(queue: QueueName, part: string): string {
+    return `${bullPrefix(this.config.redis.prefix, queue)}:${queue}:${part}`;
   }
 
-  /** The queue's waiting-job keys and QUEUE_MAX_SIZE, for the create step's backlog check. */
-  backlogLimit(queue: QueueName): QueueBacklog {
-    return {
-      queue,
-      keys: [this.key(queue, 'wait'), this.key(queue, 'prioritized'), this.key(queue, 'delayed')],
-      max: this.config.tasks.queueMaxSize,
-    };
-  }
-
-  /** The keys a job's rank is read from. */
-  positionKeys(queue: QueueName): QueuePositionKeys {
-    return { wait: this.key(queue, 'wait'), prioritized: this.key(queue, 'prioritized') };
+  /**
+   * Before a task is created or retried: refuses (QueueFullError) when the queue's waiting jobs
+   * (wait + prioritized + delayed) already reach QUEUE_MAX_SIZE, else answers the queue position
+   * a job of that priority will have once added (QUEUE_SNAPSHOT, one step in the queue's slot).
+   * Two submits racing may both count the other's job as not yet added.
+   */
+  async reserve(queue: QueueName, priority: TaskPriority): Promise<number> {
+    try {
+      return Number(
+        await this.redis.taskQueueSnapshot(
+          this.key(queue, 'wait'),
+          this.key(queue, 'prioritized'),
+          this.key(queue, 'delayed'),
+          toBullPriority(priority),
+          this.config.tasks.queueMaxSize,
+        ),
+      );
+    } catch (err) {
+      if (/\bQUEUE_FULL\b/.test((err as Error).message ?? '')) {
+        throw new QueueFullError(queue, QUEUE_FULL_RETRY_AFTER_SECONDS);
+      }
+      throw err;
+    }
   }
 
   /**

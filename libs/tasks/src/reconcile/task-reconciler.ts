@@ -6,7 +6,13 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { isRedisUnavailableError, redisKey } from '@app/redis';
+import {
+  isRedisUnavailableError,
+  PARTITION_COUNT,
+  partitionPrefix,
+  projectPartitionPrefix,
+  redisKey,
+} from '@app/redis';
 import { Redis } from 'ioredis';
 import { TaskQueueService } from '../queue/task-queue.service';
 import type { QueueName, TaskPriority } from '../queues';
@@ -69,6 +75,8 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private running?: Promise<unknown>;
   /** Where the walk of each project's index stopped (created_ms score). */
   private readonly cursors = new Map<string, number>();
+  /** Where the walk of the partitions' active-project sets stopped. */
+  private partition = 0;
   private projectCursor = '0';
 
   constructor(
@@ -117,10 +125,13 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
     done.leader = true;
     const { batch, graceMs } = this.config.tasks.reconcile;
     const before = Date.now() - graceMs;
+    // One walk over every partition's active projects at most (each partition is a slot of
+    // its own: one SSCAN each), resumed where the last pass stopped.
     let rounds = 0;
-    while (done.checked < batch && rounds++ < 100) {
+    let partitionsDone = 0;
+    while (done.checked < batch && rounds++ < 100 + PARTITION_COUNT) {
       const [next, projects] = await this.redis.sscan(
-        this.key('projects', 'active'),
+        redisKey(partitionPrefix(this.config.redis.prefix, this.partition), 'projects', 'active'),
         this.projectCursor,
         'COUNT',
         50,
@@ -133,7 +144,10 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
           await this.check(id, before, done);
         }
       }
-      if (next === '0') break;
+      if (next === '0') {
+        this.partition = (this.partition + 1) % PARTITION_COUNT;
+        if (++partitionsDone >= PARTITION_COUNT) break;
+      }
     }
     if (done.requeued.length + done.failed.length > 0) {
       this.logger.warn(
@@ -149,7 +163,14 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
     const ids: Array<[string, number]> = [];
     for (const status of ['queued', 'processing']) {
       const flat = await this.redis.zrangebyscore(
-        this.key('tasks', 'by_project', projectId, 'status', status),
+        redisKey(
+          projectPartitionPrefix(this.config.redis.prefix, projectId),
+          'tasks',
+          'by_project',
+          projectId,
+          'status',
+          status,
+        ),
         from === -Infinity ? '-inf' : `(${from}`,
         '+inf',
         'WITHSCORES',

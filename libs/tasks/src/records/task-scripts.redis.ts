@@ -3,7 +3,7 @@ import {
   CLAIM_RUN,
   CREATE_TASK,
   MOVE_TASK,
-  RECORD_QUEUE_POSITION,
+  QUEUE_SNAPSHOT,
   RECORD_WEBHOOK_OUTCOME,
   REPORT_PROGRESS,
 } from './task.scripts';
@@ -18,11 +18,12 @@ export interface TaskScriptsRedis extends Redis {
     progressKey: string,
     ...args: string[]
   ): Promise<[string, string]>;
-  taskRecordQueuePosition(
-    taskKey: string,
+  taskQueueSnapshot(
     wait: string,
     prioritized: string,
-    jobId: string,
+    delayed: string,
+    priority: number,
+    limit: number,
   ): Promise<number>;
   taskRecordWebhookOutcome(
     taskKey: string,
@@ -35,14 +36,11 @@ export interface TaskScriptsRedis extends Redis {
 /** Defines the task scripts on `redis` once (defineCommand is per client) and returns it typed. */
 export function withTaskScripts(redis: Redis): TaskScriptsRedis {
   if (!('taskMove' in redis)) {
-    redis.defineCommand('taskCreate', { numberOfKeys: 5, lua: CREATE_TASK });
-    redis.defineCommand('taskMove', { numberOfKeys: 5, lua: MOVE_TASK });
+    redis.defineCommand('taskCreate', { numberOfKeys: 2, lua: CREATE_TASK });
+    redis.defineCommand('taskMove', { numberOfKeys: 2, lua: MOVE_TASK });
     redis.defineCommand('taskClaimRun', { numberOfKeys: 2, lua: CLAIM_RUN });
     redis.defineCommand('taskReportProgress', { numberOfKeys: 2, lua: REPORT_PROGRESS });
-    redis.defineCommand('taskRecordQueuePosition', {
-      numberOfKeys: 3,
-      lua: RECORD_QUEUE_POSITION,
-    });
+    redis.defineCommand('taskQueueSnapshot', { numberOfKeys: 3, lua: QUEUE_SNAPSHOT });
     redis.defineCommand('taskRecordWebhookOutcome', {
       numberOfKeys: 1,
       lua: RECORD_WEBHOOK_OUTCOME,

@@ -1,19 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { AppConfig } from '@app/config';
 import { Redis } from 'ioredis';
-import { QueueFullError } from '../task-errors';
 import {
   parseTaskHash,
   type TaskRecord,
   type TaskResultRecord,
   type TaskWebhookState,
 } from './task.record';
-import {
-  QUEUE_FULL_RETRY_AFTER_SECONDS,
-  TaskRepository,
-  type QueueBacklog,
-} from './task.repository';
+import { TaskRepository } from './task.repository';
 import { TASK_MOVES, type TaskMoveName } from './task-moves';
 import { withTaskScripts, type TaskScriptsRedis } from './task-scripts.redis';
 import type { TaskStatus } from './task-status';
@@ -88,15 +82,12 @@ interface MoveOptions {
  */
 @Injectable()
 export class TaskStateMachine {
-  private readonly prefix: string;
   private readonly redis: TaskScriptsRedis;
 
   constructor(
     @Inject(Redis) redis: Redis,
-    config: AppConfig,
     private readonly records: TaskRepository,
   ) {
-    this.prefix = config.redis.prefix;
     this.redis = withTaskScripts(redis);
   }
 
@@ -114,7 +105,7 @@ export class TaskStateMachine {
     const reply = await this.redis.taskClaimRun(
       this.records.taskKey(taskId),
       this.records.progressKey(taskId),
-      this.prefix,
+      this.records.partitionPrefix(taskId),
       jobId,
       new Date().toISOString(),
       JSON.stringify({ started_at: opts.startedAt, progress: '0', current_step: 'starting' }),
@@ -147,7 +138,7 @@ export class TaskStateMachine {
     const [status, progress] = await this.redis.taskReportProgress(
       this.records.taskKey(taskId),
       this.records.progressKey(taskId),
-      this.prefix,
+      this.records.partitionPrefix(taskId),
       runId,
       String(Math.max(0, Math.min(1, fraction))),
       step,
@@ -304,13 +295,12 @@ export class TaskStateMachine {
   }
 
   /**
-   * Manual retry: failed or cancelled → queued with a fresh job, refused (QueueFullError) when the
-   * queue already holds QUEUE_MAX_SIZE waiting jobs.
+   * Manual retry: failed or cancelled → queued with a fresh job (`queuePosition`: where it will
+   * wait, TaskQueueService.reserve read it, and refused a full queue).
    */
   retry(
     taskId: string,
-    next: { retries: number; jobId: string },
-    backlog: QueueBacklog,
+    next: { retries: number; jobId: string; queuePosition: number },
     o: MoveOptions = {},
   ): Promise<TaskStatus> {
     return this.move(
@@ -332,8 +322,9 @@ export class TaskStateMachine {
         started_at: null,
         completed_at: null,
         run_id: null,
+        queue_position: next.queuePosition,
       },
-      { ...o, backlog },
+      o,
     );
   }
 
@@ -380,19 +371,16 @@ export class TaskStateMachine {
     name: TaskMoveName,
     taskId: string,
     patch: TaskPatch,
-    opts: MoveOptions & { runId?: string; backlog?: QueueBacklog },
+    opts: MoveOptions & { runId?: string },
   ): Promise<TaskStatus> {
     const rule = TASK_MOVES[name];
     if (rule.ownRun && !opts.runId) throw new Error(`move ${name} needs the run id`);
     const { set, del } = encodePatch(patch);
-    const none = this.records.unusedKey();
-    const backlogKeys = opts.backlog?.keys ?? [none, none, none];
     try {
       return (await this.redis.taskMove(
         this.records.taskKey(taskId),
         this.records.progressKey(taskId),
-        ...backlogKeys,
-        this.prefix,
+        this.records.partitionPrefix(taskId),
         name,
         rule.from.join(','),
         rule.to ?? '',
@@ -401,16 +389,12 @@ export class TaskStateMachine {
         opts.op ?? randomUUID(),
         JSON.stringify(set),
         JSON.stringify(del),
-        String(opts.backlog ? opts.backlog.max : -1),
       )) as TaskStatus;
     } catch (err) {
       const message = (err as Error).message ?? '';
       // Redis may prefix a script's error reply with ERR.
       if (/\bNOT_FOUND\b/.test(message)) throw new TransitionError('not_found');
       if (/\bSTALE_RUN\b/.test(message)) throw new TransitionError('stale_run');
-      if (/\bQUEUE_FULL\b/.test(message)) {
-        throw new QueueFullError(opts.backlog?.queue ?? 'queue', QUEUE_FULL_RETRY_AFTER_SECONDS);
-      }
       const illegal = /\bILLEGAL (\w+)/.exec(message);
       if (illegal) throw new TransitionError('illegal', illegal[1] as TaskStatus);
       throw err;

@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
+import {
+  allPartitionPrefixes,
+  partitionOf,
+  projectPartitionPrefix,
+  redisKey,
+  taskPartitionPrefix,
+} from '@app/redis';
 import { Redis } from 'ioredis';
-import { toBullPriority, type QueueName, type TaskPriority } from '../queues';
+import type { QueueName, TaskPriority } from '../queues';
 import { parseTaskHash, type TaskRecord } from './task.record';
 import { WEBHOOK_OUTBOX_PARTS } from './task.scripts';
 import { withTaskScripts, type TaskScriptsRedis } from './task-scripts.redis';
 import type { TaskStatus } from './task-status';
-import { QueueFullError } from '../task-errors';
 
 export interface NewTask {
   task_id: string;
@@ -22,18 +27,6 @@ export interface NewTask {
   queue: QueueName;
   job_id: string;
   created_at: Date;
-}
-
-/** BullMQ keys of a queue's waiting jobs, and the most it may hold (QUEUE_MAX_SIZE). */
-export interface QueueBacklog {
-  queue: QueueName;
-  keys: [wait: string, prioritized: string, delayed: string];
-  max: number;
-}
-
-export interface QueuePositionKeys {
-  wait: string;
-  prioritized: string;
 }
 
 /** Seconds a client is told to wait when a queue is full. */
@@ -61,7 +54,8 @@ export interface IdempotencyWrite {
 
 /**
  * Task records and their indexes (DESIGN §5): creates and reads them; every listing takes the
- * project first. Status changes are TaskStateMachine's (task-state.machine.ts).
+ * project first. Status changes are TaskStateMachine's (task-state.machine.ts). A task's keys
+ * live in its project's partition (libs/redis/src/redis-partitions.ts), found from the task id.
  */
 @Injectable()
 export class TaskRepository {
@@ -73,39 +67,51 @@ export class TaskRepository {
     this.redis = withTaskScripts(redis);
   }
 
-  /** A key no script reads, for the KEYS slots a call leaves unused. */
-  unusedKey(): string {
-    return redisKey(this.prefix, 'none');
+  /** The key prefix of the task's partition: the scripts' first argument. */
+  partitionPrefix(taskId: string): string {
+    return taskPartitionPrefix(this.prefix, taskId);
+  }
+
+  /** A key no script reads, for a KEYS slot a call leaves unused (in the task's partition). */
+  unusedKey(taskId: string): string {
+    return redisKey(this.partitionPrefix(taskId), 'none');
   }
 
   taskKey(taskId: string): string {
-    return redisKey(this.prefix, 'tasks', taskId);
+    return redisKey(this.partitionPrefix(taskId), 'tasks', taskId);
   }
 
   progressKey(taskId: string): string {
-    return redisKey(this.prefix, 'progress', taskId);
+    return redisKey(this.partitionPrefix(taskId), 'progress', taskId);
   }
 
   /**
-   * The stream a terminal transition appends a task's webhook event to (when it has a
-   * callback_url); @app/webhooks relays it into its delivery queue.
+   * The streams a terminal transition appends a task's webhook event to (when it has a
+   * callback_url), one per partition; @app/webhooks relays them into its delivery queue.
    */
-  webhookOutboxKey(): string {
-    return redisKey(this.prefix, ...WEBHOOK_OUTBOX_PARTS);
+  webhookOutboxKeys(): string[] {
+    return allPartitionPrefixes(this.prefix).map((p) => redisKey(p, ...WEBHOOK_OUTBOX_PARTS));
+  }
+
+  /** The outbox stream of the task's partition. */
+  webhookOutboxKey(taskId: string): string {
+    return redisKey(this.partitionPrefix(taskId), ...WEBHOOK_OUTBOX_PARTS);
   }
 
   /**
-   * Creates the record, its indexes and counters in one step. With `backlog` (the task is about to
-   * be queued there), refuses (QueueFullError) when the queue's waiting jobs (wait + prioritized +
-   * delayed) already reach `max`, and records the queue position the job will have once added
-   * (CREATE_TASK). Without it the position stays 0.
+   * Creates the record, its indexes and counters in one step (CREATE_TASK), with `position` the
+   * queue position its job will have once added (TaskQueueService.reserve read it; 0 when the
+   * task is not about to be queued). The task id must be in the project's partition (newTaskId).
    */
   async create(
     task: NewTask,
-    backlog?: QueueBacklog,
+    position = 0,
     idempotency?: IdempotencyWrite,
     op: string = randomUUID(),
   ): Promise<TaskRecord> {
+    if (partitionOf(task.task_id) !== partitionOf(task.project_id)) {
+      throw new Error(`task id ${task.task_id} is not in project ${task.project_id}'s partition`);
+    }
     const now = task.created_at.toISOString();
     const fields: Record<string, string> = {
       task_id: task.task_id,
@@ -128,34 +134,22 @@ export class TaskRepository {
       attempts: '0',
       retries: '0',
     };
-    const none = this.unusedKey();
-    const keys = backlog?.keys ?? [none, none, none];
-    let position: number;
-    try {
-      position = await this.redis.taskCreate(
-        this.taskKey(task.task_id),
-        ...keys,
-        idempotency?.key ?? none,
-        this.prefix,
-        task.task_id,
-        task.project_id,
-        task.task_type,
-        task.created_at.getTime(),
-        now,
-        backlog ? backlog.max : -1,
-        backlog ? toBullPriority(task.priority) : '',
-        op,
-        idempotency ? JSON.stringify(idempotency.entry) : '',
-        idempotency?.ttlSeconds ?? 0,
-        ...Object.entries(fields).flat(),
-      );
-    } catch (err) {
-      if ((err as Error).message?.includes('QUEUE_FULL')) {
-        throw new QueueFullError(task.queue, QUEUE_FULL_RETRY_AFTER_SECONDS);
-      }
-      throw err;
-    }
-    return parseTaskHash({ ...fields, queue_position: String(position) })!;
+    const stored = await this.redis.taskCreate(
+      this.taskKey(task.task_id),
+      idempotency?.key ?? this.unusedKey(task.task_id),
+      this.partitionPrefix(task.task_id),
+      task.task_id,
+      task.project_id,
+      task.task_type,
+      task.created_at.getTime(),
+      now,
+      position,
+      op,
+      idempotency ? JSON.stringify(idempotency.entry) : '',
+      idempotency?.ttlSeconds ?? 0,
+      ...Object.entries(fields).flat(),
+    );
+    return parseTaskHash({ ...fields, queue_position: String(stored) })!;
   }
 
   async get(taskId: string): Promise<TaskRecord | null> {
@@ -172,35 +166,32 @@ export class TaskRepository {
     return task;
   }
 
-  /** Reads the job's rank in its queue and stores it as the record's queue_position (one step). */
-  async recordQueuePosition(
-    taskId: string,
-    keys: QueuePositionKeys,
-    jobId: string,
-  ): Promise<number> {
-    return Number(
-      await this.redis.taskRecordQueuePosition(
-        this.taskKey(taskId),
-        keys.wait,
-        keys.prioritized,
-        jobId,
-      ),
-    );
-  }
-
-  /** Status and run id only (the cancel reconcile asks this of every running task). */
+  /**
+   * Status and run id only (the cancel reconcile asks this of every running task): one pipeline
+   * per partition, as a pipeline on Redis Cluster may not span slots.
+   */
   async runStates(
     taskIds: readonly string[],
   ): Promise<Array<{ status: TaskStatus | null; runId: string | null }>> {
-    if (taskIds.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of taskIds) pipeline.hmget(this.taskKey(id), 'status', 'run_id');
-    const replies = (await pipeline.exec()) ?? [];
-    return replies.map(([err, reply]) => {
-      if (err) throw err;
-      const [status, runId] = reply as [string | null, string | null];
-      return { status: (status as TaskStatus | null) ?? null, runId: runId || null };
+    const byPartition = new Map<number, number[]>();
+    taskIds.forEach((id, i) => {
+      const p = partitionOf(id);
+      byPartition.set(p, [...(byPartition.get(p) ?? []), i]);
     });
+    const out = new Array<{ status: TaskStatus | null; runId: string | null }>(taskIds.length);
+    await Promise.all(
+      [...byPartition.values()].map(async (indexes) => {
+        const pipeline = this.redis.pipeline();
+        for (const i of indexes) pipeline.hmget(this.taskKey(taskIds[i]), 'status', 'run_id');
+        const replies = (await pipeline.exec()) ?? [];
+        replies.forEach(([err, reply], j) => {
+          if (err) throw err;
+          const [status, runId] = reply as [string | null, string | null];
+          out[indexes[j]] = { status: (status as TaskStatus | null) ?? null, runId: runId || null };
+        });
+      }),
+    );
+    return out;
   }
 
   /** Newest first; costs O(log n + limit) whatever the project's size. */
@@ -208,7 +199,7 @@ export class TaskRepository {
     const parts = ['tasks', 'by_project', projectId];
     if (q.status) parts.push('status', q.status);
     if (q.task_type) parts.push('type', q.task_type);
-    const index = redisKey(this.prefix, ...parts);
+    const index = redisKey(projectPartitionPrefix(this.prefix, projectId), ...parts);
     const start = (q.page - 1) * q.limit;
     const [[, total], [, ids]] = (await this.redis
       .multi()

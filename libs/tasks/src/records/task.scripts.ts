@@ -1,7 +1,9 @@
 /**
  * Lua scripts that change task records. Each runs atomically in Redis, so a task's hash, its
  * indexes and its project's counters never disagree, and two racing moves (cancel against
- * completion) have exactly one winner. Keys are built as `<prefix>:<part>:<part>` (redisKey).
+ * completion) have exactly one winner. Keys are built as `<partition prefix>:<part>:<part>`
+ * (redisKey on the task's partition prefix, libs/redis/src/redis-partitions.ts): a script touches
+ * the keys of one partition, one Redis Cluster slot, only (task-scripts.slots.spec.ts checks).
  *
  * Every script is safe to run twice with the same arguments: ioredis re-sends a command whose
  * reply was lost when it reconnects, and callers retry outcome writes. A move carries an
@@ -26,49 +28,34 @@ end
 `;
 
 /**
- * KEYS: task hash, then the queue's wait list, prioritized and delayed sets (BullMQ's keys), then
- * the idempotency key (or a placeholder). ARGV: prefix, task_id, project_id, task_type,
- * created_ms, now_iso, backlog limit (-1: none), the job's BullMQ priority ('' when the task is
- * not about to be queued), operation token, idempotency entry JSON ('' : none), its TTL in
- * seconds, then field/value pairs of the new hash. Error replies EXISTS when the id is taken by
- * another create, QUEUE_FULL when the queue already holds the limit of waiting jobs (checked in
- * the same step as the create).
+ * KEYS: task hash, the idempotency key (or a placeholder of the same partition). ARGV: the
+ * partition's key prefix, task_id, project_id, task_type, created_ms, now_iso, the queue
+ * position the job will have once added (0: not about to be queued; read by QUEUE_SNAPSHOT just
+ * before), operation token, idempotency entry JSON ('' : none), its TTL in seconds, then
+ * field/value pairs of the new hash. Error reply EXISTS when the id is taken by another create.
  *
- * Returns the queue position the job will have once added (and stores it as `queue_position`):
- * the plain waiting jobs, plus the prioritized ones of the same or a more urgent priority — BullMQ
- * scores a prioritized job `priority · 2³² + counter`, and the job gets a counter above every job
- * already there, so these are exactly the ones ranked ahead of it — plus one. This is the rank
- * that reading the queue after the add gives, without another round trip.
- *
+ * Every key it touches is in the task's partition (one Redis Cluster slot): the record, the
+ * project's indexes and counters, the partition's active-project set, the idempotency key.
  * With an idempotency entry, the key is set in the same step to that entry with the task id and
  * position added: a repeat of the request finds this task even when every write after the
  * create failed. Run twice with the same token, it answers the stored position again.
  */
 export const CREATE_TASK = `${COMMON}
 local id, pid, ttype, score, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local limit, op = tonumber(ARGV[7]), ARGV[9]
+local position, op = tonumber(ARGV[7]), ARGV[8]
 local existing = redis.call('HMGET', KEYS[1], 'create_op', 'queue_position')
 if existing[1] then
   if existing[1] == op then return tonumber(existing[2]) or 0 end
   return redis.error_reply('EXISTS')
 end
-if limit >= 0 then
-  local backlog = redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4])
-  if backlog >= limit then return redis.error_reply('QUEUE_FULL') end
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 12))
-redis.call('HSET', KEYS[1], 'create_op', op, 'last_op', op, 'last_op_from', '')
-local position = 0
-if ARGV[8] ~= '' then
-  local below = string.format('(%.0f', (tonumber(ARGV[8]) + 1) * 4294967296)
-  position = redis.call('LLEN', KEYS[2]) + redis.call('ZCOUNT', KEYS[3], '-inf', below) + 1
-  redis.call('HSET', KEYS[1], 'queue_position', position)
-end
-if ARGV[10] ~= '' then
-  local entry = cjson.decode(ARGV[10])
+redis.call('HSET', KEYS[1], unpack(ARGV, 11))
+redis.call('HSET', KEYS[1], 'create_op', op, 'last_op', op, 'last_op_from', '',
+  'queue_position', position)
+if ARGV[9] ~= '' then
+  local entry = cjson.decode(ARGV[9])
   entry.task_id = id
   entry.queue_position = position
-  redis.call('SET', KEYS[5], cjson.encode(entry), 'EX', tonumber(ARGV[11]))
+  redis.call('SET', KEYS[2], cjson.encode(entry), 'EX', tonumber(ARGV[10]))
 end
 redis.call('ZADD', k('tasks', 'by_project', pid), score, id)
 redis.call('ZADD', k('tasks', 'by_project', pid, 'type', ttype), score, id)
@@ -85,7 +72,33 @@ redis.call('SADD', k('projects', 'active'), pid)
 return position
 `;
 
-/** Stream of webhook events written by a terminal move (the outbox), relayed by @app/webhooks. */
+/**
+ * A queue's room and the rank a new job would take, read in the queue's own slot (BullMQ's keys
+ * share the queue's hash tag) just before a task is created or retried. KEYS: the queue's wait
+ * list, prioritized and delayed sets. ARGV: the job's BullMQ priority, the backlog limit (-1:
+ * none). Error reply QUEUE_FULL when the waiting jobs (wait + prioritized + delayed) already
+ * reach the limit. Returns the position: the plain waiting jobs, plus the prioritized ones of the
+ * same or a more urgent priority — BullMQ scores a prioritized job `priority · 2³² + counter`, and
+ * a new job gets a counter above every job already there, so these are exactly the ones ranked
+ * ahead of it — plus one.
+ */
+export const QUEUE_SNAPSHOT = `
+local limit = tonumber(ARGV[2])
+local wait = redis.call('LLEN', KEYS[1])
+if limit >= 0 then
+  if wait + redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= limit then
+    return redis.error_reply('QUEUE_FULL')
+  end
+end
+local below = string.format('(%.0f', (tonumber(ARGV[1]) + 1) * 4294967296)
+return wait + redis.call('ZCOUNT', KEYS[2], '-inf', below) + 1
+`;
+
+/**
+ * Stream of webhook events written by a terminal move (the outbox, one per partition), relayed by
+ * @app/webhooks. The move also publishes on a channel of the stream's name, so a relay reads it
+ * at once.
+ */
 export const WEBHOOK_OUTBOX_PARTS = ['webhooks', 'outbox'] as const;
 
 /**
@@ -130,6 +143,7 @@ local function apply_transition(tk, pk, pid, ttype, score, from, to, now, flat, 
       redis.call('XADD', k('webhooks', 'outbox'), 'MAXLEN', '~', 1000000, '*',
         'webhook_id', msg, 'event', event, 'task_id', id, 'project_id', pid, 'status', to,
         'retries', retries, 'result', w[3] or '', 'error', w[4] or '', 'completed_at', w[5] or '')
+      redis.call('PUBLISH', k('webhooks', 'outbox'), id)
     end
   end
   if terminal(to) then
@@ -141,13 +155,12 @@ end
 `;
 
 /**
- * One named move (task-moves.ts) of a task. KEYS: task hash, progress hash, then the queue's
- * wait list, prioritized and delayed sets (placeholders unless a backlog limit is given).
- * ARGV: prefix, move name, allowed-from (comma list), to ('' = the status stays), now_iso,
- * required run id ('' = any), operation token, JSON object of fields to set, JSON array of
- * fields to delete, backlog limit (-1: none).
- * Returns the status the task left; error replies NOT_FOUND, ILLEGAL <status>, STALE_RUN,
- * QUEUE_FULL. A second run with the token of the last move answers that move's result again.
+ * One named move (task-moves.ts) of a task. KEYS: task hash, progress hash. ARGV: the
+ * partition's key prefix, move name, allowed-from (comma list), to ('' = the status stays),
+ * now_iso, required run id ('' = any), operation token, JSON object of fields to set, JSON array
+ * of fields to delete.
+ * Returns the status the task left; error replies NOT_FOUND, ILLEGAL <status>, STALE_RUN.
+ * A second run with the token of the last move answers that move's result again.
  */
 export const MOVE_TASK = `${COMMON}${APPLY_TRANSITION}
 local allowed, to, now, run, op = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -158,11 +171,6 @@ if not from then return redis.error_reply('NOT_FOUND') end
 if op ~= '' and cur[6] == op then return cur[7] end
 if not contains(allowed, from) then return redis.error_reply('ILLEGAL ' .. from) end
 if run ~= '' and cur[5] ~= run then return redis.error_reply('STALE_RUN') end
-local limit = tonumber(ARGV[10])
-if limit >= 0 then
-  local backlog = redis.call('LLEN', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + redis.call('ZCARD', KEYS[5])
-  if backlog >= limit then return redis.error_reply('QUEUE_FULL') end
-end
 if to == '' then to = from end
 local flat = {'status', to, 'updated_at', now, 'last_op', op, 'last_op_from', from}
 for f, v in pairs(cjson.decode(ARGV[8])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
@@ -276,17 +284,4 @@ w.attempts = (tonumber(w.attempts) or 0) + 1
 w.op = ARGV[3]
 redis.call('HSET', KEYS[1], 'webhook', cjson.encode(w))
 return 1
-`;
-
-/**
- * KEYS: task hash, the queue's wait list, its prioritized set. ARGV: job id.
- * The job's 1-based rank among waiting jobs (plain ones run first, then the prioritized set in
- * order), 0 when it is not waiting; stored in the record as `queue_position` and returned.
- */
-export const RECORD_QUEUE_POSITION = `
-local rank = redis.call('ZRANK', KEYS[3], ARGV[1])
-local position = 0
-if rank then position = redis.call('LLEN', KEYS[2]) + rank + 1 end
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'queue_position', position) end
-return position
 `;
