@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '@app/config';
 import { GpuDeviceMonitor, type GpuService, type ModelRepository } from '@app/gpu';
-import { redisKey } from '@app/redis';
+import { groupKey } from '@app/redis';
 import type { TaskRecord } from '@app/tasks';
 import { WorkerStatusRepository } from '@app/workers';
 import { cleanRedis, testConfig } from '@app/testing';
@@ -29,7 +29,7 @@ describe('WorkerHeartbeatService coalescing (real Redis)', () => {
   const active: string[] = [];
   let completed = 0;
 
-  const hash = () => redis.hgetall(redisKey(config.redis.prefix, 'workers', 'w-1'));
+  const hash = () => redis.hgetall(groupKey(config.redis.prefix, 'workers', 'w-1'));
 
   beforeAll(() => Logger.overrideLogger(false));
   afterAll(() => Logger.overrideLogger(new Logger()));
@@ -154,7 +154,7 @@ describe('WorkerHeartbeatService coalescing (real Redis)', () => {
       current_task_ids: '[]',
       tasks_completed: '101',
     });
-    expect(await redis.ttl(redisKey(config.redis.prefix, 'workers', 'w-1'))).toBeGreaterThan(290);
+    expect(await redis.ttl(groupKey(config.redis.prefix, 'workers', 'w-1'))).toBeGreaterThan(290);
     jest.advanceTimersByTime(10 * EVENT_BEAT_MIN_GAP_MS);
     await service.flushed();
     expect(writes).toHaveBeenCalledTimes(4);
