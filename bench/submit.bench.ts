@@ -2,11 +2,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import type { AppConfig } from '@app/config';
+import { RedisClientFactory } from '@app/redis';
 import { CREATE_TASK } from '../libs/tasks/src/records/task.scripts';
 import { QueueName, toBullPriority } from '@app/tasks';
-import { cleanRedis, TEST_API_KEY } from '@app/testing';
+import { cleanRedis, TEST_API_KEY, testConfig } from '@app/testing';
 import { TestService } from '../apps/api/test/support/service.harness';
 import {
   closeService,
@@ -43,16 +44,22 @@ interface Bare {
  * counter (the same script), the same record-creating script with its backlog check and queue
  * position, and Queue.add with the same options — with no framework, validation, auth or logging.
  */
-async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+async function startBare(config: AppConfig): Promise<Bare> {
+  const prefix = config.redis.prefix;
+  const connections = new RedisClientFactory(config);
+  const redis = connections.create('bench-bare', { commandTimeoutMs: 10_000 });
   redis.defineCommand('benchCreateTask', { numberOfKeys: 5, lua: CREATE_TASK });
   const commands = redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>;
   redis.defineCommand('rateLimitHit', {
     numberOfKeys: 2,
-    lua: new ThrottlerStorageRedisService(redis).scriptSrc,
+    // The library's script text (its constructor would want a connection).
+    lua: ThrottlerStorageRedisService.prototype.getScriptSrc(),
   });
   const queueName = QueueName.GpuMedium;
-  const queue = new Queue(queueName, { connection: redis, prefix: `${prefix}:bull` });
+  const queue = new Queue(queueName, {
+    connection: connections.bullConnection(),
+    prefix: `${prefix}:bull`,
+  });
   const qk = (part: string) => `${prefix}:bull:${queueName}:${part}`;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -153,7 +160,7 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await queue.close();
-      redis.disconnect();
+      await connections.close();
     },
   };
 }
@@ -194,8 +201,8 @@ export async function submitBench(): Promise<BenchPart> {
     },
   }).start();
   const barePrefix = `bench-bare-${randomBytes(4).toString('hex')}`;
-  const bareConfig = { redis: { url: svc.config.redis.url, prefix: barePrefix } };
-  const bare = await startBare(svc.config.redis.url, barePrefix);
+  const bareConfig = testConfig({ REDIS_PREFIX: barePrefix });
+  const bare = await startBare(bareConfig);
   const ours = `http://127.0.0.1:${(svc.api.getHttpServer().address() as AddressInfo).port}/api/v1/tasks/submit`;
   try {
     for (const [i, c] of LEVELS.entries()) {
@@ -235,7 +242,7 @@ export async function submitBench(): Promise<BenchPart> {
   } finally {
     await bare.close();
     await closeService(svc);
-    await cleanRedis(bareConfig as never);
+    await cleanRedis(bareConfig);
   }
   return { rows, notes };
 }

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, redisKey, type RedisClient } from '@app/redis';
 import { projectStoragePrefix } from './project-storage';
 
 export interface ProjectRecord {
@@ -31,7 +30,7 @@ export function activeProjectsKey(prefix: string): string {
 @Injectable()
 export class ProjectRepository {
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly config: AppConfig,
   ) {}
 

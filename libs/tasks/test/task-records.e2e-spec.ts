@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { createRedisClient } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
 import { ProjectRepository } from '@app/projects';
-import { Redis } from 'ioredis';
 import { QueueName } from '../src/queues';
 import { QueueFullError } from '../src/task-errors';
 import { TaskRepository } from '../src/records/task.repository';
@@ -12,7 +12,7 @@ import { TASK_STATUSES, type TaskStatus } from '../src/records/task-status';
 /** Task records and every move, against the real Redis under a prefix of its own. */
 describe('task records and moves', () => {
   const config = testConfig();
-  const redis = new Redis(config.redis.url);
+  const redis = createRedisClient(config, 'spec');
   const repo = new TaskRepository(redis, config);
   const moves = new TaskStateMachine(redis, config, repo);
   const projects = new ProjectRepository(redis, config);

@@ -6,10 +6,9 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { bullConnection, createRedis } from '@app/redis';
+import { REDIS_CLIENT, RedisClientFactory, type RedisClient } from '@app/redis';
 import { BULL_PREFIX_PART, TaskRepository } from '@app/tasks';
 import { Queue, type JobsOptions } from 'bullmq';
-import { Redis } from 'ioredis';
 import { WEBHOOK_BACKOFF_TYPE } from './webhook.backoff';
 import {
   jobDataFromOutbox,
@@ -38,14 +37,15 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
   private readonly consumer: string;
   /** How long an entry stays with a relay that read it before another may take it. */
   claimIdleMs = 30_000;
-  private client?: Redis;
+  private client?: RedisClient;
   private queue?: Queue<WebhookJobData>;
   private loop?: Promise<void>;
   private stopping = false;
   private wake?: () => void;
 
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    private readonly connections: RedisClientFactory,
     tasks: TaskRepository,
     private readonly config: AppConfig,
   ) {
@@ -59,12 +59,12 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
    */
   onApplicationBootstrap(): void {
     this.queue = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, {
-      connection: bullConnection(this.config),
+      connection: this.connections.bullConnection(),
       prefix: `${this.config.redis.prefix}:${BULL_PREFIX_PART}`,
     });
     this.queue.on('error', (err) => this.logger.warn(`webhooks queue: ${err.message}`));
-    // Blocking reads need a connection of their own.
-    this.client = createRedis(this.config, 'webhook-relay');
+    // Blocking reads need a connection of their own, without a command timeout.
+    this.client = this.connections.create('webhook-relay');
     this.loop = this.run();
   }
 
@@ -104,7 +104,7 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
     }
   }
 
-  private async ensureGroup(client: Redis): Promise<void> {
+  private async ensureGroup(client: RedisClient): Promise<void> {
     try {
       await client.xgroup('CREATE', this.key, WebhookOutboxRelay.GROUP, '0', 'MKSTREAM');
     } catch (err) {
@@ -112,7 +112,7 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
     }
   }
 
-  private async read(client: Redis, from: '0' | '>', block: boolean): Promise<StreamEntry[]> {
+  private async read(client: RedisClient, from: '0' | '>', block: boolean): Promise<StreamEntry[]> {
     const [group, consumer] = [WebhookOutboxRelay.GROUP, this.consumer];
     const reply = (
       block
@@ -134,7 +134,7 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
   }
 
   /** Takes over entries another (dead) relay read and left for longer than claimIdleMs. */
-  private async claim(client: Redis): Promise<void> {
+  private async claim(client: RedisClient): Promise<void> {
     let cursor = '0-0';
     do {
       const [next, entries] = (await client.call(

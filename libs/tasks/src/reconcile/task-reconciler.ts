@@ -6,8 +6,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { isRedisUnavailableError, redisKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import { isRedisUnavailableError, REDIS_CLIENT, redisKey, type RedisClient } from '@app/redis';
 import { TaskQueueService } from '../queue/task-queue.service';
 import type { QueueName, TaskPriority } from '../queues';
 import { TaskRepository } from '../records/task.repository';
@@ -72,7 +71,7 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private projectCursor = '0';
 
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly config: AppConfig,
     private readonly tasks: TaskRepository,
     private readonly moves: TaskStateMachine,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, type RedisClient } from '@app/redis';
 import { QueueFullError } from '../task-errors';
 import {
   parseTaskHash,
@@ -92,7 +92,7 @@ export class TaskStateMachine {
   private readonly redis: TaskScriptsRedis;
 
   constructor(
-    @Inject(Redis) redis: Redis,
+    @Inject(REDIS_CLIENT) redis: RedisClient,
     config: AppConfig,
     private readonly records: TaskRepository,
   ) {

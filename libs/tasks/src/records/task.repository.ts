@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, redisKey, type RedisClient } from '@app/redis';
 import { toBullPriority, type QueueName, type TaskPriority } from '../queues';
 import { parseTaskHash, type TaskRecord } from './task.record';
 import { WEBHOOK_OUTBOX_PARTS } from './task.scripts';
@@ -68,7 +67,7 @@ export class TaskRepository {
   private readonly prefix: string;
   private readonly redis: TaskScriptsRedis;
 
-  constructor(@Inject(Redis) redis: Redis, config: AppConfig) {
+  constructor(@Inject(REDIS_CLIENT) redis: RedisClient, config: AppConfig) {
     this.prefix = config.redis.prefix;
     this.redis = withTaskScripts(redis);
   }
