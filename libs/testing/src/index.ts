@@ -10,3 +10,5 @@ export * from './reply-dropping.proxy';
 export * from './test-signing-keys';
 export * from './test-images';
 export * from './task-runs';
+export * from './redis-cluster';
+export * from './redis-sentinel';
