@@ -78,6 +78,13 @@ function run(name, command, args, env = {}) {
 }
 
 async function ensureRedis() {
+  // Cluster and sentinel modes do not use REDIS_URL: the apps connect to those nodes themselves.
+  const cluster = process.env.REDIS_CLUSTER_NODES;
+  const sentinels = process.env.REDIS_SENTINELS;
+  if (cluster || sentinels) {
+    say(cluster ? `using the Redis Cluster at ${cluster}` : `using Redis through the sentinels ${sentinels}`);
+    return;
+  }
   if (await redisAnswers()) {
     say(`using Redis at ${host}:${port}`);
     return;
