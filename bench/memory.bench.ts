@@ -1,8 +1,7 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Redis } from 'ioredis';
 import { GpuService } from '@app/gpu';
-import { projectPartitionPrefix } from '@app/redis';
+import { createRedisClient, projectPartitionPrefix } from '@app/redis';
 import { QueueName } from '@app/tasks';
 import { TestService } from '../apps/api/test/support/service.harness';
 import { closeService, type BenchPart, type BenchRow, fmt, sleep } from './common';
@@ -28,7 +27,7 @@ export async function memoryBench(): Promise<BenchPart> {
       LOG_LEVEL: 'warn',
     },
   }).start();
-  const redis = new Redis(svc.config.redis.url);
+  const redis = createRedisClient(svc.config, 'bench');
   const prefix = svc.config.redis.prefix;
   const index = `${projectPartitionPrefix(prefix, 'bench_memory')}:tasks:by_project:bench_memory`;
   const gpu = svc.worker!.get(GpuService, { strict: false });

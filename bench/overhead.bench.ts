@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
-import { projectPartitionPrefix, taskPartitionPrefix } from '@app/redis';
+import {
+  createRedisClient,
+  projectPartitionPrefix,
+  RedisClientFactory,
+  taskPartitionPrefix,
+} from '@app/redis';
 import { QueueName, TaskQueueService } from '@app/tasks';
-import { cleanRedis, TEST_API_KEY } from '@app/testing';
+import { cleanRedis, TEST_API_KEY, testConfig } from '@app/testing';
 import { TestService } from '../apps/api/test/support/service.harness';
 import {
   closeService,
@@ -63,7 +67,7 @@ async function ours(): Promise<Figures> {
       extraDefinitions: [BENCH_NOOP_TASK],
       extraWorkerModules: [BenchNoopModule],
     }).start();
-    const redis = new Redis(svc.config.redis.url);
+    const redis = createRedisClient(svc.config, 'bench');
     const prefix = svc.config.redis.prefix;
     const body = JSON.stringify({
       project_id: 'bench_noop',
@@ -151,17 +155,19 @@ async function ours(): Promise<Figures> {
 }
 
 /** Plain BullMQ on the same Redis: Queue.add and a no-op Worker, nothing else. */
-async function plain(redisUrl: string): Promise<Figures> {
+async function plain(): Promise<Figures> {
   const prefix = `bench-plain-${randomBytes(4).toString('hex')}`;
+  const config = testConfig({ REDIS_PREFIX: prefix });
+  const connections = new RedisClientFactory(config);
   const drain: Record<number, number> = {};
   let lat: number[] = [];
-  const redis = new Redis(redisUrl);
+  const redis = connections.create('bench');
   try {
     for (const c of CONCURRENCIES) {
       const name = `noop_c${c}`;
-      const queue = new Queue(name, { connection: { url: redisUrl }, prefix });
+      const queue = new Queue(name, { connection: connections.bullConnection(), prefix });
       const worker = new Worker(name, () => Promise.resolve({}), {
-        connection: { url: redisUrl, maxRetriesPerRequest: null },
+        connection: connections.bullConnection(),
         prefix,
         concurrency: c,
       });
@@ -199,16 +205,15 @@ async function plain(redisUrl: string): Promise<Figures> {
       }
     }
   } finally {
-    redis.disconnect();
-    await cleanRedis({ redis: { url: redisUrl, prefix } } as never);
+    await connections.close();
+    await cleanRedis(config);
   }
   return { ...latencySummary(lat), drain };
 }
 
 /** No-op orchestration overhead: our end-to-end latency and drain rate vs plain BullMQ. */
 export async function overheadBench(): Promise<BenchPart> {
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const p = await withTimeout(plain(redisUrl), 180_000, 'plain BullMQ overhead');
+  const p = await withTimeout(plain(), 180_000, 'plain BullMQ overhead');
   const o = await withTimeout(ours(), 240_000, 'our overhead');
   const rows: BenchRow[] = [];
   const l = (x: Figures) => `p50/p95/p99 ${fmt(x.p50)}/${fmt(x.p95)}/${fmt(x.p99)} ms`;

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import type { AppConfig } from '@app/config';
+import { groupKey, newTaskId, projectPartitionPrefix, RedisClientFactory } from '@app/redis';
 import { CREATE_TASK, QUEUE_SNAPSHOT } from '../libs/tasks/src/records/task.scripts';
-import { groupKey, newTaskId, projectPartitionPrefix } from '@app/redis';
 import { bullPrefix, QueueName, toBullPriority } from '@app/tasks';
-import { cleanRedis, TEST_API_KEY } from '@app/testing';
+import { cleanRedis, TEST_API_KEY, testConfig } from '@app/testing';
 import { TestService } from '../apps/api/test/support/service.harness';
 import {
   closeService,
@@ -45,17 +45,23 @@ interface Bare {
  * record-creating script, and Queue.add with the same options — with no framework, validation,
  * auth or logging.
  */
-async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+async function startBare(config: AppConfig): Promise<Bare> {
+  const prefix = config.redis.prefix;
+  const connections = new RedisClientFactory(config);
+  const redis = connections.create('bench-bare', { commandTimeoutMs: 10_000 });
   redis.defineCommand('benchCreateTask', { numberOfKeys: 2, lua: CREATE_TASK });
   redis.defineCommand('benchQueueSnapshot', { numberOfKeys: 3, lua: QUEUE_SNAPSHOT });
   const commands = redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>;
   redis.defineCommand('rateLimitHit', {
     numberOfKeys: 2,
-    lua: new ThrottlerStorageRedisService(redis).scriptSrc,
+    // The library's script text (its constructor would want a connection).
+    lua: ThrottlerStorageRedisService.prototype.getScriptSrc(),
   });
   const queueName = QueueName.GpuMedium;
-  const queue = new Queue(queueName, { connection: redis, prefix: bullPrefix(prefix, queueName) });
+  const queue = new Queue(queueName, {
+    connection: connections.bullConnection(),
+    prefix: bullPrefix(prefix, queueName),
+  });
   const qk = (part: string) => `${bullPrefix(prefix, queueName)}:${queueName}:${part}`;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -160,7 +166,7 @@ async function startBare(redisUrl: string, prefix: string): Promise<Bare> {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await queue.close();
-      redis.disconnect();
+      await connections.close();
     },
   };
 }
@@ -201,8 +207,8 @@ export async function submitBench(): Promise<BenchPart> {
     },
   }).start();
   const barePrefix = `bench-bare-${randomBytes(4).toString('hex')}`;
-  const bareConfig = { redis: { url: svc.config.redis.url, prefix: barePrefix } };
-  const bare = await startBare(svc.config.redis.url, barePrefix);
+  const bareConfig = testConfig({ REDIS_PREFIX: barePrefix });
+  const bare = await startBare(bareConfig);
   const ours = `http://127.0.0.1:${(svc.api.getHttpServer().address() as AddressInfo).port}/api/v1/tasks/submit`;
   try {
     for (const [i, c] of LEVELS.entries()) {
@@ -242,7 +248,7 @@ export async function submitBench(): Promise<BenchPart> {
   } finally {
     await bare.close();
     await closeService(svc);
-    await cleanRedis(bareConfig as never);
+    await cleanRedis(bareConfig);
   }
   return { rows, notes };
 }

@@ -78,6 +78,17 @@ function run(name, command, args, env = {}) {
 }
 
 async function ensureRedis() {
+  // Cluster and sentinel modes do not use REDIS_URL: the apps connect to those nodes themselves.
+  const cluster = process.env.REDIS_CLUSTER_NODES;
+  const sentinels = process.env.REDIS_SENTINELS;
+  if (cluster || sentinels) {
+    say(
+      cluster
+        ? `using the Redis Cluster at ${cluster}`
+        : `using Redis through the sentinels ${sentinels}`,
+    );
+    return;
+  }
   if (await redisAnswers()) {
     say(`using Redis at ${host}:${port}`);
     return;
@@ -101,8 +112,18 @@ async function ensureRedis() {
   mkdirSync(dir, { recursive: true });
   say(`no Redis at ${host}:${port}; starting ${found} (data in ${dir}, append-only file on)`);
   redisChild = run('redis-server', found, [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-    '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
   ]);
   for (let i = 0; i < 50; i++) {
     if (await redisAnswers(200)) return;

@@ -3,14 +3,13 @@ import {
   ConflictException,
   UnprocessableEntityException,
 } from '@nestjs/common';
-import { projectPartitionPrefix } from '@app/redis';
+import { createRedisClient, projectPartitionPrefix } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
-import { Redis } from 'ioredis';
 import { canonicalJson, IdempotencyService } from '../src/tasks/idempotency.service';
 
 describe('IdempotencyService (real Redis)', () => {
   const config = testConfig({ IDEMPOTENCY_TTL: '120' });
-  const redis = new Redis(config.redis.url);
+  const redis = createRedisClient(config, 'spec');
   const service = new IdempotencyService(redis, config);
   afterAll(async () => {
     await cleanRedis(config);

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { projectPartitionPrefix } from '@app/redis';
+import { createRedisClient, projectPartitionPrefix } from '@app/redis';
 import { TEST_API_KEY } from '@app/testing';
 import { TestService } from './support/service.harness';
 
@@ -15,7 +14,7 @@ const image = (project_id: string, description = 'Detective in 1920s noir style'
 
 /** Every key the service wrote, to check that no raw secret reached Redis. */
 async function allRedisEntries(service: TestService): Promise<string> {
-  const redis = new Redis(service.config.redis.url);
+  const redis = createRedisClient(service.config, 'spec');
   try {
     const keys = await redis.keys(`${service.config.redis.prefix}:*`);
     const parts: string[] = [...keys];

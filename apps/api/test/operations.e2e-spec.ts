@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { bullConnection } from '@app/redis';
+import { RedisClientFactory } from '@app/redis';
 import { bullPrefix } from '@app/tasks';
 import { PrivateRedisServer, TEST_API_KEY, waitFor } from '@app/testing';
 import { WEBHOOKS_QUEUE } from '@app/webhooks';
@@ -213,7 +213,7 @@ describe('operations: probes, metrics, workers status, Bull Board', () => {
 
     // The board reads the queue the workers deliver from (same prefix): a job there shows.
     const webhooks = new Queue(WEBHOOKS_QUEUE, {
-      connection: bullConnection(service.config),
+      connection: service.api.get(RedisClientFactory).bullConnection(),
       prefix: bullPrefix(service.config.redis.prefix, WEBHOOKS_QUEUE),
     });
     try {

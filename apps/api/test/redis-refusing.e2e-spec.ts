@@ -1,5 +1,5 @@
-import { Redis } from 'ioredis';
-import { PrivateRedisServer, waitFor, type HttpResult } from '@app/testing';
+import { closeRedisClient, createRedisClient, type RedisClient } from '@app/redis';
+import { PrivateRedisServer, testConfig, waitFor, type HttpResult } from '@app/testing';
 import { TestService } from './support/service.harness';
 
 const PROJECT = 'redis_refusing';
@@ -21,11 +21,13 @@ describe('Redis refusing writes or unreachable: 503 + Retry-After', () => {
     args: ['--maxmemory', '20mb', '--maxmemory-policy', 'noeviction'],
   });
   let service: TestService;
-  let admin: Redis;
+  let admin: RedisClient;
 
   beforeAll(async () => {
     await redisServer.start();
-    admin = new Redis(redisServer.url, { maxRetriesPerRequest: 2 });
+    admin = createRedisClient(testConfig({ REDIS_URL: redisServer.url }), 'admin', {
+      commandTimeoutMs: 10_000,
+    });
     service = new TestService({
       worker: false,
       env: { REDIS_URL: redisServer.url, REDIS_COMMAND_TIMEOUT_MS: '1000' },
@@ -34,7 +36,7 @@ describe('Redis refusing writes or unreachable: 503 + Retry-After', () => {
   });
 
   afterAll(async () => {
-    await admin?.quit();
+    if (admin) await closeRedisClient(admin);
     await service?.close();
     await redisServer.stop();
   });

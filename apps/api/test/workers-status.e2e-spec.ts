@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '@app/redis';
 import { waitFor } from '@app/testing';
 import { WorkerStatusRepository } from '@app/workers';
 import { WorkerProcess } from '../../worker/test/support/worker-process.harness';
@@ -110,7 +110,7 @@ describe('workers status: seed 001 WorkerStatus of a real worker process', () =>
 
   it('shows a CUDA worker’s heartbeat in the API’s gpu health, and "none" once it is offline', async () => {
     // No GPU here: the beat a tfjs-node-gpu worker writes, through the workers' own repository.
-    const redis = new Redis(service.config.redis.url, { maxRetriesPerRequest: 2 });
+    const redis = createRedisClient(service.config, 'spec', { commandTimeoutMs: 10_000 });
     const GiB = 2 ** 30;
     const gpus = [
       {

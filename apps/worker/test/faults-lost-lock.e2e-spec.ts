@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { createRedisClient, type RedisClient } from '@app/redis';
 import { TaskRepository } from '@app/tasks';
 import { waitFor, waitForTaskEnd } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
@@ -46,7 +46,7 @@ function runEvents(output: string, taskId: string): string[] {
 describe('a lost job lock (the issue 12 repro)', () => {
   let service: TestService;
   let worker: WorkerProcess;
-  let redis: Redis;
+  let redis: RedisClient;
   let env: Record<string, string>;
 
   beforeAll(async () => {
@@ -61,7 +61,7 @@ describe('a lost job lock (the issue 12 repro)', () => {
     };
     service = new TestService({ worker: false, env });
     await service.start();
-    redis = new Redis(service.config.redis.url);
+    redis = createRedisClient(service.config, 'spec');
     worker = new WorkerProcess(env, path.join(os.tmpdir(), `lost-lock-${Date.now()}.log`));
     await worker.ready(180_000);
   }, 240_000);

@@ -1,5 +1,5 @@
-import { Redis } from 'ioredis';
-import { PrivateRedisServer, waitFor } from '@app/testing';
+import { createRedisClient, type RedisClient } from '@app/redis';
+import { PrivateRedisServer, testConfig, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import {
   TEST_SLEEP_TASK,
@@ -24,11 +24,11 @@ describe('Redis out of memory under load (the issue 12 repro)', () => {
     args: ['--maxmemory', '20mb', '--maxmemory-policy', 'noeviction'],
   });
   let service: TestService;
-  let admin: Redis;
+  let admin: RedisClient;
 
   beforeAll(async () => {
     await redisServer.start();
-    admin = new Redis(redisServer.url);
+    admin = createRedisClient(testConfig({ REDIS_URL: redisServer.url }), 'admin');
     service = new TestService({
       extraDefinitions: [TEST_SLEEP_TASK, TEST_TIMEOUT_TASK],
       extraWorkerModules: [TestProcessorsModule],

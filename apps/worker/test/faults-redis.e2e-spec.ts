@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { closeRedisClient, createRedisClient } from '@app/redis';
 import { PrivateRedisServer, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { SHUTDOWN_EXIT_MARGIN_MS } from '../src/runtime/worker-shutdown.service';
@@ -83,11 +83,11 @@ describe('Redis faults: connections killed, Redis restarted', () => {
       what: 'two runs to start',
     });
 
-    const admin = new Redis(redisServer.url);
+    const admin = createRedisClient(service.config, 'admin');
     const killed =
       Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'normal')) +
       Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
-    await admin.quit();
+    await closeRedisClient(admin);
     // The API's and the worker's command, BullMQ and pub/sub connections.
     expect(killed).toBeGreaterThanOrEqual(5);
 

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { createRedisClient, type RedisClient } from '@app/redis';
 import { TaskRepository } from '@app/tasks';
 import { waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
@@ -19,7 +19,7 @@ const PROJECT = 'run_ids';
  */
 describe('two runs of one task in one process', () => {
   let service: TestService;
-  let redis: Redis;
+  let redis: RedisClient;
 
   beforeAll(async () => {
     service = new TestService({
@@ -32,7 +32,7 @@ describe('two runs of one task in one process', () => {
       },
     });
     await service.start();
-    redis = new Redis(service.config.redis.url);
+    redis = createRedisClient(service.config, 'spec');
   });
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { createRedisClient } from '@app/redis';
 import { waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
 import { STALLED_LIMIT_REASON } from '../src/runtime/worker-shutdown.errors';
@@ -36,7 +36,7 @@ describe('a job lost more often than maxStalledCount', () => {
     expect(res.status).toBe(201);
     const id = res.body.task_id as string;
 
-    const redis = new Redis(service.config.redis.url);
+    const redis = createRedisClient(service.config, 'spec');
     try {
       const jobKey = `${service.config.redis.prefix}:bull:{cpu_intensive}:cpu_intensive:${id}`;
       expect(await redis.exists(jobKey)).toBe(1);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getQueueToken } from '@nestjs/bullmq';
 import { Worker, type Queue } from 'bullmq';
-import { bullConnection } from '@app/redis';
+import { RedisClientFactory } from '@app/redis';
 import { bullPrefix, TaskRepository } from '@app/tasks';
 import { freePort, TestPayloadServer, waitFor } from '@app/testing';
 import { TestService } from '../../api/test/support/service.harness';
@@ -233,7 +233,7 @@ describe('worker faults: SIGKILL and SIGTERM of real worker processes', () => {
   async function stallWatcher(): Promise<{ stalled: string[]; close: () => Promise<void> }> {
     const stalled: string[] = [];
     const watcher = new Worker('cpu_intensive', null, {
-      connection: bullConnection(service.config),
+      connection: service.api.get(RedisClientFactory).bullConnection(),
       prefix: bullPrefix(service.config.redis.prefix, 'cpu_intensive'),
       autorun: false,
       stalledInterval: 250,

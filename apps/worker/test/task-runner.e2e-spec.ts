@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@nestjs/common';
+import { createRedisClient } from '@app/redis';
 import type { PayloadClient } from '@app/payload';
 import type { StorageDriver } from '@app/storage';
 import {
@@ -17,7 +18,7 @@ import { newTaskId } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { IsOptional, IsString } from 'class-validator';
-import { Redis, ReplyError } from 'ioredis';
+import { ReplyError } from 'ioredis';
 import type { ProcessorRegistry } from '../src/runtime/processor.registry';
 import { RunOutput } from '../src/runtime/run-output';
 import { TaskEvents, type TaskEvent } from '../src/runtime/task-events';
@@ -55,7 +56,7 @@ const OUTPUT: TaskOutput = {
 /** The runner against the real Redis (records, scripts), with storage, jobs and processor faked. */
 describe('TaskRunner', () => {
   const config = testConfig({ UNKNOWN_TASK_TYPE_TIMEOUT: '60' });
-  const redis = new Redis(config.redis.url);
+  const redis = createRedisClient(config, 'spec');
   const tasks = new TaskRepository(redis, config);
   const moves = new TaskStateMachine(redis, tasks);
   const stored = new Map<string, number>();

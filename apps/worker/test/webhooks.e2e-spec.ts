@@ -5,10 +5,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRedisClient } from '@app/redis';
 import { TaskRepository } from '@app/tasks';
 import { waitFor } from '@app/testing';
 import { WebhookOutboxRelay } from '@app/webhooks';
-import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { TestService } from '../../api/test/support/service.harness';
 import { WorkerMetrics } from '../src/metrics/worker-metrics.service';
@@ -335,7 +335,7 @@ describe('webhooks (API + worker, real Redis, loopback receiver)', () => {
     });
 
     it('makes its consumer group again when the outbox stream was deleted', async () => {
-      const redis = new Redis(service.config.redis.url);
+      const redis = createRedisClient(service.config, 'spec');
       try {
         // The stream of the partition the next task goes to (its project's).
         const outbox = service.api.get(TaskRepository).webhookOutboxKey(PROJECT);
@@ -351,7 +351,7 @@ describe('webhooks (API + worker, real Redis, loopback receiver)', () => {
 
     it('takes over an event a dead worker read from the outbox but never relayed', async () => {
       await service.stopWorker();
-      const redis = new Redis(service.config.redis.url);
+      const redis = createRedisClient(service.config, 'spec');
       try {
         const id = await submit({ duration_ms: 10, steps: 1 }, receiver.url('orphan'));
         expect((await service.http.delete(`/tasks/${id}/cancel`)).status).toBe(200);

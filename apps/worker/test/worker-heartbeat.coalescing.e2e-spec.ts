@@ -1,11 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '@app/config';
 import { GpuDeviceMonitor, type GpuService, type ModelRepository } from '@app/gpu';
-import { groupKey } from '@app/redis';
+import { createRedisClient, groupKey, type RedisClient } from '@app/redis';
 import type { TaskRecord } from '@app/tasks';
 import { WorkerStatusRepository } from '@app/workers';
 import { cleanRedis, testConfig } from '@app/testing';
-import { Redis } from 'ioredis';
 import { TaskEvents } from '../src/runtime/task-events';
 import type { TaskRunner } from '../src/runtime/task-runner';
 import {
@@ -21,7 +20,7 @@ const taskOf = (id: string) => ({ task_id: id, project_id: 'p', task_type: 'x' }
  */
 describe('WorkerHeartbeatService coalescing (real Redis)', () => {
   let config: AppConfig;
-  let redis: Redis;
+  let redis: RedisClient;
   let repo: WorkerStatusRepository;
   let writes: jest.SpyInstance;
   let service: WorkerHeartbeatService;
@@ -41,7 +40,7 @@ describe('WorkerHeartbeatService coalescing (real Redis)', () => {
       // The timer beat stays out of the way of these tests.
       WORKER_HEARTBEAT_INTERVAL: '300',
     });
-    redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
+    redis = createRedisClient(config, 'spec', { commandTimeoutMs: 10_000 });
     await redis.ping();
     repo = new WorkerStatusRepository(redis, config);
     writes = jest.spyOn(repo, 'beat');

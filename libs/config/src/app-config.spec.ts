@@ -6,7 +6,7 @@ describe('AppConfig.fromEnv', () => {
   it('applies defaults from the seed', () => {
     const c = AppConfig.fromEnv(base);
     expect(c.api).toMatchObject({ host: '0.0.0.0', port: 8001, keys: ['k1'] });
-    expect(c.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(c.redis).toMatchObject({ mode: 'single', host: '127.0.0.1', port: 6379, db: 0 });
     expect(c.tasks).toEqual({
       maxRetryAttempts: 5,
       retryLimits: { network: 3, gpu_memory: 2, rate_limit: 5, default: 1 },

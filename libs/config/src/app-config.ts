@@ -11,6 +11,12 @@ import {
   type StorageDriverName,
   type TfjsBackendChoice,
 } from './env.schema';
+import {
+  parseHostPortList,
+  withHiddenSecret,
+  type RedisHostPort,
+  type RedisSettings,
+} from './redis-settings';
 
 export type QueueId = 'gpu_heavy' | 'gpu_medium' | 'cpu_intensive';
 
@@ -25,7 +31,8 @@ export class ConfigError extends Error {
  */
 export class AppConfig {
   readonly nodeEnv!: 'development' | 'production' | 'test';
-  readonly redis!: { url: string; prefix: string; commandTimeoutMs: number };
+  /** How to reach Redis (`mode`: REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS), the prefix. */
+  readonly redis!: RedisSettings;
   readonly api!: {
     host: string;
     port: number;
@@ -160,11 +167,7 @@ export class AppConfig {
     const config = new AppConfig();
     Object.assign(config, {
       nodeEnv: e.NODE_ENV as AppConfig['nodeEnv'],
-      redis: {
-        url: e.REDIS_URL,
-        prefix: e.REDIS_PREFIX,
-        commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
-      },
+      redis: redisSettings(e),
       api: {
         host: e.API_HOST,
         port: e.API_PORT,
@@ -330,6 +333,83 @@ function requireProductionSecrets(e: EnvSchema): void {
       )
       .join('\n')}`,
   );
+}
+
+/**
+ * The connection mode from which variables are set: REDIS_CLUSTER_NODES (cluster), REDIS_SENTINELS
+ * (sentinel), else REDIS_URL (single). Messages name variables, never a value that may be secret.
+ */
+function redisSettings(e: EnvSchema): RedisSettings {
+  const problems: string[] = [];
+  if (e.REDIS_CLUSTER_NODES && e.REDIS_SENTINELS) {
+    problems.push(
+      '- REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: set one (cluster or sentinel mode)',
+    );
+  }
+  if (e.REDIS_SENTINELS && !e.REDIS_SENTINEL_NAME) {
+    problems.push(
+      '- REDIS_SENTINEL_NAME is required with REDIS_SENTINELS (the name in `sentinel monitor <name> ...`)',
+    );
+  }
+  if (!e.REDIS_SENTINELS) {
+    for (const k of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'] as const) {
+      if (e[k]) problems.push(`- ${k} is set but REDIS_SENTINELS is not`);
+    }
+  }
+  const url = new URL(e.REDIS_URL);
+  const db = url.pathname.replace(/^\//, '');
+  const single = !e.REDIS_CLUSTER_NODES && !e.REDIS_SENTINELS;
+  if (single && !/^\d{0,2}$/.test(db)) {
+    problems.push('- REDIS_URL must name a database number in its path (redis://host:6379/0)');
+  }
+  if (single && e.REDIS_TLS && url.protocol !== 'rediss:') {
+    problems.push(
+      '- REDIS_TLS=true applies to REDIS_CLUSTER_NODES and REDIS_SENTINELS; for one server use a rediss:// REDIS_URL',
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+
+  const common = { prefix: e.REDIS_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS };
+  const nodes = (raw: string): RedisHostPort[] => {
+    const parsed = parseHostPortList(raw);
+    // The schema has checked the list already.
+    if (!('nodes' in parsed)) throw new ConfigError(`Invalid configuration: ${parsed.bad}`);
+    return parsed.nodes;
+  };
+  let settings: RedisSettings;
+  let password = e.REDIS_PASSWORD;
+  if (e.REDIS_CLUSTER_NODES) {
+    settings = {
+      mode: 'cluster',
+      ...common,
+      nodes: nodes(e.REDIS_CLUSTER_NODES),
+      tls: e.REDIS_TLS,
+    };
+  } else if (e.REDIS_SENTINELS) {
+    settings = {
+      mode: 'sentinel',
+      ...common,
+      sentinels: nodes(e.REDIS_SENTINELS),
+      name: e.REDIS_SENTINEL_NAME!,
+      tls: e.REDIS_TLS,
+    };
+    withHiddenSecret(settings, 'sentinelPassword', e.REDIS_SENTINEL_PASSWORD);
+  } else {
+    settings = {
+      mode: 'single',
+      ...common,
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 6379),
+      db: Number(db || 0),
+      tls: url.protocol === 'rediss:',
+    };
+    password ??= url.password ? decodeURIComponent(url.password) : undefined;
+  }
+  const username =
+    e.REDIS_USERNAME ??
+    (settings.mode === 'single' && url.username ? decodeURIComponent(url.username) : undefined);
+  if (username !== undefined) settings.username = username;
+  return withHiddenSecret(settings, 'password', password);
 }
 
 function s3Settings(e: EnvSchema): NonNullable<AppConfig['storage']['s3']> {

@@ -11,7 +11,9 @@ import {
   Matches,
   Max,
   Min,
+  ValidateBy,
 } from 'class-validator';
+import { hostPortListMessage, parseHostPortList } from './redis-settings';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -40,6 +42,17 @@ const toBool = ({
 const lower = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' ? value.toLowerCase() : value;
 
+/** `host:port,host:port`; the message names the variable and the first bad entry. */
+const IsHostPortList = (): PropertyDecorator =>
+  ValidateBy({
+    name: 'isHostPortList',
+    validator: {
+      validate: (value: unknown) =>
+        typeof value === 'string' && 'nodes' in parseHostPortList(value),
+      defaultMessage: hostPortListMessage,
+    },
+  });
+
 /**
  * Every environment variable the service reads, with its rules. Names are the variables' own so
  * that a validation message names the variable to fix.
@@ -49,8 +62,49 @@ export class EnvSchema {
   @IsIn(['development', 'production', 'test'])
   NODE_ENV: string = 'development';
 
+  /**
+   * Single mode (the default): one server, `redis://` or `rediss://` (TLS), credentials and the
+   * database number in the URL. Ignored when REDIS_CLUSTER_NODES or REDIS_SENTINELS is set.
+   */
   @IsUrl({ protocols: ['redis', 'rediss'], require_tld: false, require_protocol: true })
   REDIS_URL: string = 'redis://127.0.0.1:6379';
+
+  /** Cluster mode: comma-separated host:port of some nodes of a Redis Cluster (seeds). */
+  @IsOptional()
+  @IsHostPortList()
+  REDIS_CLUSTER_NODES?: string;
+
+  /** Sentinel mode: comma-separated host:port of the sentinels, with REDIS_SENTINEL_NAME. */
+  @IsOptional()
+  @IsHostPortList()
+  REDIS_SENTINELS?: string;
+
+  /** The primary's name the sentinels monitor (`sentinel monitor <name> ...`). */
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_.:-]{1,100}$/, {
+    message: 'REDIS_SENTINEL_NAME must be 1-100 of A-Z a-z 0-9 _ . : -',
+  })
+  REDIS_SENTINEL_NAME?: string;
+
+  /** ACL user of the data nodes (every mode); over the one in REDIS_URL. */
+  @IsOptional()
+  @IsString()
+  REDIS_USERNAME?: string;
+
+  /** Password of the data nodes (every mode); over the one in REDIS_URL. */
+  @IsOptional()
+  @IsString()
+  REDIS_PASSWORD?: string;
+
+  /** Password of the sentinels themselves (sentinel mode). */
+  @IsOptional()
+  @IsString()
+  REDIS_SENTINEL_PASSWORD?: string;
+
+  /** TLS to the cluster nodes or to the sentinels and their primary (single mode: rediss://). */
+  @Transform(toBool)
+  @IsBoolean()
+  REDIS_TLS: boolean = false;
 
   /**
    * Prefix of every Redis key the service owns. The default `ams` ("AI movie service") is what

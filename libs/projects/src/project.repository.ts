@@ -1,7 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { allPartitionPrefixes, projectPartitionPrefix, redisKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import {
+  allPartitionPrefixes,
+  projectPartitionPrefix,
+  REDIS_CLIENT,
+  redisKey,
+  type RedisClient,
+} from '@app/redis';
 import { projectStoragePrefix } from './project-storage';
 
 export interface ProjectRecord {
@@ -28,7 +33,7 @@ export function projectKey(prefix: string, projectId: string): string {
 @Injectable()
 export class ProjectRepository {
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly config: AppConfig,
   ) {}
 

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '@app/config';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.factory';
 import { isRedisUnavailableError } from './redis-errors';
 import { redisKey } from './redis-keys';
 
@@ -28,7 +28,7 @@ export class SigningKeys {
   ) {}
 
   /** The configured keys, or keys derived from this deployment's salt in Redis. */
-  static async resolve(config: AppConfig, redis: Redis): Promise<SigningKeys> {
+  static async resolve(config: AppConfig, redis: RedisClient): Promise<SigningKeys> {
     const media = config.storage.mediaUrlSecret;
     const webhook = config.webhooks.secret;
     if (media !== null && webhook !== null) return new SigningKeys(media, webhook);
@@ -50,7 +50,7 @@ export class SigningKeys {
    * The deployment's salt: made once (SET NX), read by everyone. While Redis is unavailable it
    * tries again each second for `waitMs`, then fails the boot naming the way out.
    */
-  static async salt(config: AppConfig, redis: Redis, waitMs = SALT_WAIT_MS): Promise<string> {
+  static async salt(config: AppConfig, redis: RedisClient, waitMs = SALT_WAIT_MS): Promise<string> {
     const key = redisKey(config.redis.prefix, 'secrets', 'signing-salt');
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -72,7 +72,7 @@ export class SigningKeys {
     }
   }
 
-  private static async saltOnce(redis: Redis, key: string): Promise<string> {
+  private static async saltOnce(redis: RedisClient, key: string): Promise<string> {
     try {
       await redis.set(key, randomBytes(32).toString('hex'), 'NX');
     } catch (err) {

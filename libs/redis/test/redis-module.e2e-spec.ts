@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { PrivateRedisServer, testConfig, waitFor } from '@app/testing';
-import { createRedis } from '../src/redis.module';
+import { Redis } from 'ioredis';
+import { createRedisClient } from '../src/redis-client.factory';
 import { isRedisUnavailableError } from '../src/redis-errors';
 
-describe('createRedis with a command timeout', () => {
+describe('createRedisClient with a command timeout', () => {
   const server = new PrivateRedisServer();
 
   beforeAll(async () => {
@@ -17,7 +18,7 @@ describe('createRedis with a command timeout', () => {
 
   it('fails a command fast while Redis is unreachable, and never sends it late', async () => {
     const config = testConfig({ REDIS_URL: server.url });
-    const client = createRedis(config, 'spec', { commandTimeoutMs: 300 });
+    const client = createRedisClient(config, 'spec', { commandTimeoutMs: 300 });
     try {
       await client.set('spec:before', '1');
       await server.stop();
@@ -50,10 +51,11 @@ describe('createRedis with a command timeout', () => {
 
   it('leaves connections without a timeout waiting for the reconnect', async () => {
     const config = testConfig({ REDIS_URL: server.url });
-    const client = createRedis(config, 'spec-blocking');
+    const client = createRedisClient(config, 'spec-blocking');
     try {
       await client.ping();
-      expect(client.options.commandTimeout).toBeUndefined();
+      expect(client).toBeInstanceOf(Redis);
+      expect((client as Redis).options.commandTimeout).toBeUndefined();
     } finally {
       client.disconnect();
     }

@@ -1,15 +1,15 @@
 import { inspect } from 'node:util';
 import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { cleanRedis, PrivateRedisServer, testConfig } from '@app/testing';
 import { AppConfig } from '@app/config';
+import { createRedisClient, type RedisClient } from '../src/redis-client.factory';
 import { SigningKeys } from '../src/signing-keys';
 
 const WEBHOOK_SECRET = 'whsec_' + Buffer.from('w'.repeat(32)).toString('base64');
 
 describe('SigningKeys', () => {
   const configs: AppConfig[] = [];
-  let redis: Redis;
+  let redis: RedisClient;
   const config = (env: Record<string, string> = {}) => {
     const c = testConfig({ API_KEYS: 'key-b,key-a', ...env });
     // The private server's keys go with it.
@@ -18,7 +18,7 @@ describe('SigningKeys', () => {
   };
 
   beforeAll(() => {
-    redis = new Redis(testConfig().redis.url, { maxRetriesPerRequest: 2 });
+    redis = createRedisClient(testConfig(), 'spec', { commandTimeoutMs: 10_000 });
   });
   afterAll(async () => {
     for (const c of configs) await cleanRedis(c);
@@ -27,11 +27,7 @@ describe('SigningKeys', () => {
 
   it('replicas sharing a prefix derive the same keys; one salt is stored, once', async () => {
     const a = config();
-    const b = AppConfig.fromEnv({
-      API_KEYS: 'key-a,key-b',
-      REDIS_URL: a.redis.url,
-      REDIS_PREFIX: a.redis.prefix,
-    });
+    const b = testConfig({ API_KEYS: 'key-a,key-b', REDIS_PREFIX: a.redis.prefix });
     const [ka, kb] = await Promise.all([
       SigningKeys.resolve(a, redis),
       SigningKeys.resolve(b, redis),
@@ -67,7 +63,7 @@ describe('SigningKeys', () => {
 
   it('uses the configured secrets as they are, and needs no Redis for them', async () => {
     const c = config({ MEDIA_URL_SECRET: 'media-secret-of-ours', WEBHOOK_SECRET });
-    const offline = { set: () => Promise.reject(new Error('no Redis')) } as unknown as Redis;
+    const offline = { set: () => Promise.reject(new Error('no Redis')) } as unknown as RedisClient;
     const keys = await SigningKeys.resolve(c, offline);
     expect(keys.mediaUrlSecret).toBe('media-secret-of-ours');
     expect(keys.webhookSecret).toBe(WEBHOOK_SECRET);
@@ -88,11 +84,13 @@ describe('SigningKeys', () => {
     const server = new PrivateRedisServer({
       args: ['--maxmemory', '20mb', '--maxmemory-policy', 'noeviction'],
     });
-    let client: Redis;
+    let client: RedisClient;
     beforeAll(async () => {
       Logger.overrideLogger(false);
       await server.start();
-      client = new Redis(server.url, { maxRetriesPerRequest: 1, commandTimeout: 500 });
+      client = createRedisClient(testConfig({ REDIS_URL: server.url }), 'spec', {
+        commandTimeoutMs: 500,
+      });
     });
     afterAll(async () => {
       Logger.overrideLogger(new Logger());

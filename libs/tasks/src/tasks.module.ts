@@ -2,7 +2,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { NetModule } from '@app/net';
-import { bullConnection } from '@app/redis';
+import { RedisClientFactory } from '@app/redis';
 import { CancelBus } from './cancel/cancel-bus';
 import { bullPrefix, TaskQueueService } from './queue/task-queue.service';
 import { ALL_QUEUES } from './queues';
@@ -19,8 +19,10 @@ import { EXTRA_TASK_DEFINITIONS, TaskDefinitions } from './task-types/task-defin
   imports: [
     NetModule,
     BullModule.forRootAsync({
-      inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({ connection: bullConnection(config) }),
+      inject: [RedisClientFactory],
+      useFactory: (connections: RedisClientFactory) => ({
+        connection: connections.bullConnection(),
+      }),
     }),
     // Each queue under its own hash-tagged prefix (bullPrefix); its workers take the queue's.
     BullModule.registerQueueAsync(

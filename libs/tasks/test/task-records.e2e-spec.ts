@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { createRedisClient, newTaskId, projectPartitionPrefix } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
 import { ProjectRepository } from '@app/projects';
-import { newTaskId, projectPartitionPrefix } from '@app/redis';
 import type { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { TaskQueueService } from '../src/queue/task-queue.service';
 import { QueueName } from '../src/queues';
 import { QueueFullError } from '../src/task-errors';
@@ -16,7 +15,7 @@ import { TASK_STATUSES, type TaskStatus } from '../src/records/task-status';
 /** Task records and every move, against the real Redis under a prefix of its own. */
 describe('task records and moves', () => {
   const config = testConfig();
-  const redis = new Redis(config.redis.url);
+  const redis = createRedisClient(config, 'spec');
   const repo = new TaskRepository(redis, config);
   const moves = new TaskStateMachine(redis, repo);
   const projects = new ProjectRepository(redis, config);

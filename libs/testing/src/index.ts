@@ -11,3 +11,5 @@ export * from './test-signing-keys';
 export * from './test-images';
 export * from './task-runs';
 export * from './slot-recording.redis';
+export * from './redis-cluster';
+export * from './redis-sentinel';

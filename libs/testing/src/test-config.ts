@@ -4,7 +4,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { AppConfig } from '@app/config';
-import { Redis } from 'ioredis';
+import { closeRedisClient, createRedisClient } from '@app/redis';
+import { Cluster, type Redis } from 'ioredis';
 
 export const TEST_API_KEY = 'test-key-0123456789';
 
@@ -47,24 +48,32 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
   });
 }
 
-/** Deletes every key under the config's prefix. */
+/** Deletes every key under the config's prefix: on a cluster, on every master. */
 export async function cleanRedis(config: AppConfig): Promise<void> {
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
+  const redis = createRedisClient(config, 'test-clean', { commandTimeoutMs: 10_000 });
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(
-        cursor,
-        'MATCH',
-        `${config.redis.prefix}:*`,
-        'COUNT',
-        1000,
-      );
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    // A cluster's node list is known once it is ready.
+    await redis.ping();
+    const nodes: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(
+          cursor,
+          'MATCH',
+          `${config.redis.prefix}:*`,
+          'COUNT',
+          1000,
+        );
+        cursor = next;
+        // One key per DEL: a cluster node refuses keys of several slots in one command.
+        const pipeline = node.pipeline();
+        for (const key of keys) pipeline.del(key);
+        if (keys.length > 0) await pipeline.exec();
+      } while (cursor !== '0');
+    }
   } finally {
-    redis.disconnect();
+    await closeRedisClient(redis);
   }
 }
 

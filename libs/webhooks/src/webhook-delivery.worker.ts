@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import { shownUrl, UnsafeUrlError, UrlPolicy } from '@app/net';
-import { bullConnection } from '@app/redis';
+import { RedisClientFactory } from '@app/redis';
 import { StorageDriver } from '@app/storage';
 import { bullPrefix, TaskRepository } from '@app/tasks';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
@@ -39,6 +39,7 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
     private readonly urls: UrlPolicy,
     private readonly storage: StorageDriver,
     private readonly events: WebhookDeliveryEvents,
+    private readonly connections: RedisClientFactory,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -51,7 +52,7 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, OnModuleDe
     }
     const scale = this.config.webhooks.retryScale;
     this.worker = new Worker<WebhookJobData>(WEBHOOKS_QUEUE, (job) => this.deliver(job), {
-      connection: bullConnection(this.config),
+      connection: this.connections.bullConnection(),
       prefix: bullPrefix(this.config.redis.prefix, WEBHOOKS_QUEUE),
       concurrency: this.config.webhooks.concurrency,
       // An attempt lasts at most WEBHOOK_TIMEOUT_MS: its lock must outlive it, or a slow receiver

@@ -6,10 +6,9 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { bullConnection, createRedis } from '@app/redis';
+import { REDIS_CLIENT, RedisClientFactory, type RedisClient } from '@app/redis';
 import { bullPrefix, TaskRepository } from '@app/tasks';
 import { Queue, type JobsOptions } from 'bullmq';
-import { Redis } from 'ioredis';
 import { WEBHOOK_BACKOFF_TYPE } from './webhook.backoff';
 import {
   jobDataFromOutbox,
@@ -44,7 +43,7 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
   claimIdleMs = 30_000;
   /** How often every stream is read without a nudge. */
   sweepMs = 5_000;
-  private subscriber?: Redis;
+  private subscriber?: RedisClient;
   private queue?: Queue<WebhookJobData>;
   private loop?: Promise<void>;
   private stopping = false;
@@ -54,7 +53,8 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
   private sweepNow = true;
 
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    private readonly connections: RedisClientFactory,
     tasks: TaskRepository,
     private readonly config: AppConfig,
   ) {
@@ -68,11 +68,11 @@ export class WebhookOutboxRelay implements OnApplicationBootstrap, OnModuleDestr
    */
   onApplicationBootstrap(): void {
     this.queue = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, {
-      connection: bullConnection(this.config),
+      connection: this.connections.bullConnection(),
       prefix: bullPrefix(this.config.redis.prefix, WEBHOOKS_QUEUE),
     });
     this.queue.on('error', (err) => this.logger.warn(`webhooks queue: ${err.message}`));
-    const subscriber = createRedis(this.config, 'webhook-relay');
+    const subscriber = this.connections.create('webhook-relay');
     subscriber.on('message', (channel: string) => {
       this.nudged.add(channel);
       this.wake?.();

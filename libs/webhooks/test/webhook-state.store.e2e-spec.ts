@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { createRedisClient } from '@app/redis';
 import { QueueName, TaskRepository, TaskStateMachine } from '@app/tasks';
 import { newTaskId } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
-import { Redis } from 'ioredis';
 import { WebhookStateStore } from '../src/webhook-state.store';
 
 /** Against the real Redis, under a prefix of its own. */
 describe('WebhookStateStore', () => {
   const config = testConfig();
-  const redis = new Redis(config.redis.url);
+  const redis = createRedisClient(config, 'spec');
   const tasks = new TaskRepository(redis, config);
   const moves = new TaskStateMachine(redis, tasks);
   const store = new WebhookStateStore(tasks, moves);

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, redisKey, type RedisClient } from '@app/redis';
 
 /** One version of a model as a worker's ModelRepository lists it (snake_case: shown as is). */
 export interface PublishedModelVersion {
@@ -39,7 +38,7 @@ export interface PublishedCatalog {
 @Injectable()
 export class ModelCatalogRepository {
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly config: AppConfig,
   ) {}
 

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig, type QueueId } from '@app/config';
-import { groupKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import { groupKey, REDIS_CLIENT, type RedisClient } from '@app/redis';
 
 /** Seed 001 WorkerStatus.status. */
 export const WORKER_STATUSES = ['active', 'idle', 'busy', 'offline'] as const;
@@ -85,15 +84,15 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
 return 1
 `;
 
-interface BeatingRedis extends Redis {
+type BeatingRedis = RedisClient & {
   workerBeat(hashKey: string, indexKey: string, ...args: Array<string | number>): Promise<number>;
-}
+};
 
 /** `{workers}:<id>` hashes with a TTL, and `{workers}:active` (sorted by last beat) to list them. */
 @Injectable()
 export class WorkerStatusRepository {
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly config: AppConfig,
   ) {
     // defineCommand is idempotent per client; EVALSHA with a fallback to EVAL.

@@ -1,7 +1,6 @@
 import type { AppConfig } from '@app/config';
-import { groupKey } from '@app/redis';
+import { createRedisClient, groupKey, type RedisClient } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
-import { Redis } from 'ioredis';
 import {
   OFFLINE_AFTER_MISSED_BEATS,
   WORKER_TTL_SECONDS,
@@ -11,7 +10,7 @@ import {
 
 describe('WorkerStatusRepository (real Redis)', () => {
   let config: AppConfig;
-  let redis: Redis;
+  let redis: RedisClient;
   let repo: WorkerStatusRepository;
 
   const record = (over: Partial<WorkerBeat> = {}): WorkerBeat => ({
@@ -35,7 +34,7 @@ describe('WorkerStatusRepository (real Redis)', () => {
 
   beforeEach(async () => {
     config = testConfig();
-    redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
+    redis = createRedisClient(config, 'spec', { commandTimeoutMs: 10_000 });
     repo = new WorkerStatusRepository(redis, config);
   });
 

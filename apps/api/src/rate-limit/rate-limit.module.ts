@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { AppConfig } from '@app/config';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, type RedisClient } from '@app/redis';
 import { RedisThrottlerStorage } from './redis-throttler.storage';
 
 /**
@@ -12,8 +12,8 @@ import { RedisThrottlerStorage } from './redis-throttler.storage';
 @Module({
   imports: [
     ThrottlerModule.forRootAsync({
-      inject: [AppConfig, Redis],
-      useFactory: (config: AppConfig, redis: Redis) => ({
+      inject: [AppConfig, REDIS_CLIENT],
+      useFactory: (config: AppConfig, redis: RedisClient) => ({
         throttlers: [
           {
             name: 'default',

@@ -1,6 +1,6 @@
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface';
-import { groupKey } from '@app/redis';
+import { groupKey, type RedisClient } from '@app/redis';
 import type { Redis } from 'ioredis';
 
 /**
@@ -9,16 +9,17 @@ import type { Redis } from 'ioredis';
  * library names keys `{key:name}:hits`, outside any prefix, so `increment` builds them here and
  * runs the library's script.
  */
-type RateLimitRedis = Redis & {
+type RateLimitRedis = RedisClient & {
   rateLimitHit(hits: string, blocked: string, ...args: Array<string | number>): Promise<unknown>;
 };
 
 export class RedisThrottlerStorage extends ThrottlerStorageRedisService {
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
   ) {
-    super(redis);
+    // The library keeps either kind (`redis: Redis | Cluster`); its overloads take one at a time.
+    super(redis as Redis);
     // EVALSHA of the library's script (EVAL would send and hash its whole text on every submit).
     if (!('rateLimitHit' in redis)) {
       redis.defineCommand('rateLimitHit', { numberOfKeys: 2, lua: this.scriptSrc });

@@ -3,14 +3,14 @@ import {
   BadRequestException,
   ConflictException,
   HttpStatus,
+  Inject,
   Injectable,
   Logger,
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { projectPartitionPrefix, redisKey } from '@app/redis';
+import { projectPartitionPrefix, REDIS_CLIENT, redisKey, type RedisClient } from '@app/redis';
 import type { IdempotencyWrite } from '@app/tasks';
-import { Redis } from 'ioredis';
 
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
 export const IDEMPOTENT_REPLAYED_HEADER = 'Idempotent-Replayed';
@@ -68,7 +68,7 @@ export class IdempotencyService {
   private readonly logger = new Logger(IdempotencyService.name);
 
   constructor(
-    private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly config: AppConfig,
   ) {}
 

@@ -6,7 +6,7 @@ import { ALL_QUEUES, EXTRA_TASK_DEFINITIONS, type TaskDefinition } from '@app/ta
 import { getQueueToken, WorkerHost } from '@nestjs/bullmq';
 import { DiscoveryService } from '@nestjs/core';
 import type { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { RedisClientFactory } from '@app/redis';
 import { cleanRedis, freePort, HttpClient, testConfig } from '@app/testing';
 import { ApiModule } from '../../src/api.module';
 import { createApiAdapter, setupApp } from '../../src/setup-app';
@@ -87,7 +87,7 @@ export class TestService {
     } catch (err) {
       // A worker that refused to boot still opened connections; Nest skips shutdown hooks then.
       await module.close().catch(() => undefined);
-      module.get(Redis, { strict: false }).disconnect();
+      await module.get(RedisClientFactory, { strict: false }).close();
       for (const name of ALL_QUEUES)
         await module.get<Queue>(getQueueToken(name), { strict: false }).close();
       for (const { instance } of module.get(DiscoveryService).getProviders()) {

@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, redisKey, type RedisClient } from '@app/redis';
 import { withTimeout } from './with-timeout';
 
 /**
@@ -16,7 +15,7 @@ export class RedisHealthIndicator {
   private readonly key: string;
 
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly indicators: HealthIndicatorService,
     config: AppConfig,
   ) {

@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { AppConfig } from '@app/config';
-import { createRedis, redisKey } from '@app/redis';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, RedisClientFactory, redisKey, type RedisClient } from '@app/redis';
 
 /**
  * Cancel requests travel to whichever worker holds the task over Redis pub/sub. The task's own
@@ -10,10 +9,11 @@ import { Redis } from 'ioredis';
 @Injectable()
 export class CancelBus implements OnApplicationShutdown {
   private readonly logger = new Logger(CancelBus.name);
-  private subscriber?: Redis;
+  private subscriber?: RedisClient;
 
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    private readonly connections: RedisClientFactory,
     private readonly config: AppConfig,
   ) {}
 
@@ -26,7 +26,9 @@ export class CancelBus implements OnApplicationShutdown {
   }
 
   async subscribe(onCancel: (taskId: string) => void): Promise<void> {
-    this.subscriber ??= createRedis(this.config, 'cancel-subscriber');
+    // Subscribed connections wait for messages: no command timeout. On a cluster, PUBLISH reaches
+    // every node, so the subscriber may listen on any.
+    this.subscriber ??= this.connections.create('cancel-subscriber');
     this.subscriber.on('message', (channel: string, taskId: string) => {
       if (channel === this.channel) onCancel(taskId);
     });

@@ -2,7 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import type { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, type RedisClient } from '@app/redis';
 import { QueueName, toBullPriority, type TaskPriority } from '../queues';
 import { QUEUE_FULL_RETRY_AFTER_SECONDS } from '../records/task.repository';
 import { withTaskScripts, type TaskScriptsRedis } from '../records/task-scripts.redis';
@@ -37,7 +37,7 @@ export class TaskQueueService {
     @InjectQueue(QueueName.GpuMedium) medium: Queue<TaskJobData>,
     @InjectQueue(QueueName.CpuIntensive) cpu: Queue<TaskJobData>,
     private readonly config: AppConfig,
-    @Inject(Redis) redis: Redis,
+    @Inject(REDIS_CLIENT) redis: RedisClient,
   ) {
     this.redis = withTaskScripts(redis);
     this.queues = {

@@ -11,9 +11,10 @@ import {
   PARTITION_COUNT,
   partitionPrefix,
   projectPartitionPrefix,
+  REDIS_CLIENT,
   redisKey,
+  type RedisClient,
 } from '@app/redis';
-import { Redis } from 'ioredis';
 import { TaskQueueService } from '../queue/task-queue.service';
 import type { QueueName, TaskPriority } from '../queues';
 import { TaskRepository } from '../records/task.repository';
@@ -80,7 +81,7 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private projectCursor = '0';
 
   constructor(
-    @Inject(Redis) private readonly redis: Redis,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly config: AppConfig,
     private readonly tasks: TaskRepository,
     private readonly moves: TaskStateMachine,

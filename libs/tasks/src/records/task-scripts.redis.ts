@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@app/redis';
 import {
   CLAIM_RUN,
   CREATE_TASK,
@@ -9,7 +9,9 @@ import {
 } from './task.scripts';
 
 /** A Redis client with the task scripts defined as commands (EVALSHA, falling back to EVAL). */
-export interface TaskScriptsRedis extends Redis {
+export type TaskScriptsRedis = RedisClient & TaskScripts;
+
+interface TaskScripts {
   taskCreate(...keysAndArgs: Array<string | number>): Promise<number>;
   taskMove(...keysAndArgs: string[]): Promise<string>;
   taskClaimRun(taskKey: string, progressKey: string, ...args: string[]): Promise<string[]>;
@@ -34,7 +36,7 @@ export interface TaskScriptsRedis extends Redis {
 }
 
 /** Defines the task scripts on `redis` once (defineCommand is per client) and returns it typed. */
-export function withTaskScripts(redis: Redis): TaskScriptsRedis {
+export function withTaskScripts(redis: RedisClient): TaskScriptsRedis {
   if (!('taskMove' in redis)) {
     redis.defineCommand('taskCreate', { numberOfKeys: 2, lua: CREATE_TASK });
     redis.defineCommand('taskMove', { numberOfKeys: 2, lua: MOVE_TASK });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, type RedisClient } from '@app/redis';
 import {
   parseTaskHash,
   type TaskRecord,
@@ -85,7 +85,7 @@ export class TaskStateMachine {
   private readonly redis: TaskScriptsRedis;
 
   constructor(
-    @Inject(Redis) redis: Redis,
+    @Inject(REDIS_CLIENT) redis: RedisClient,
     private readonly records: TaskRepository,
   ) {
     this.redis = withTaskScripts(redis);

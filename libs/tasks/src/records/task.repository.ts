@@ -5,10 +5,11 @@ import {
   allPartitionPrefixes,
   partitionOf,
   projectPartitionPrefix,
+  REDIS_CLIENT,
   redisKey,
+  type RedisClient,
   taskPartitionPrefix,
 } from '@app/redis';
-import { Redis } from 'ioredis';
 import type { QueueName, TaskPriority } from '../queues';
 import { parseTaskHash, type TaskRecord } from './task.record';
 import { WEBHOOK_OUTBOX_PARTS } from './task.scripts';
@@ -62,7 +63,7 @@ export class TaskRepository {
   private readonly prefix: string;
   private readonly redis: TaskScriptsRedis;
 
-  constructor(@Inject(Redis) redis: Redis, config: AppConfig) {
+  constructor(@Inject(REDIS_CLIENT) redis: RedisClient, config: AppConfig) {
     this.prefix = config.redis.prefix;
     this.redis = withTaskScripts(redis);
   }
