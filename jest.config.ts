@@ -16,8 +16,10 @@ const swc: [string, Record<string, unknown>] = [
 ];
 
 const moduleNameMapper = {
-  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|workers|testing)$': '<rootDir>/libs/$1/src',
-  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|workers|testing)/(.*)$': '<rootDir>/libs/$1/src/$2',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|workers|testing)$':
+    '<rootDir>/libs/$1/src',
+  '^@app/(config|redis|tasks|projects|storage|payload|gpu|observability|net|webhooks|workers|testing)/(.*)$':
+    '<rootDir>/libs/$1/src/$2',
 };
 
 const common = {
@@ -27,8 +29,19 @@ const common = {
   transformIgnorePatterns: ['/node_modules/(?!(content-disposition|cockatiel)/)'],
   moduleNameMapper,
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
-  setupFiles: ['reflect-metadata'],
+  setupFiles: ['reflect-metadata', '<rootDir>/libs/testing/jest/redis-mode.single.setup.ts'],
 };
+
+/**
+ * The same suites again on a real three-master Redis Cluster (issue 15): the task lifecycle and
+ * listing through the API, webhooks with the outbox relay, and the SIGKILL/SIGTERM faults.
+ */
+const CLUSTER_SUITES = [
+  'apps/api/test/task-lifecycle.e2e-spec.ts',
+  'apps/api/test/api-contract.e2e-spec.ts',
+  'apps/worker/test/webhooks.e2e-spec.ts',
+  'apps/worker/test/faults.e2e-spec.ts',
+];
 
 const config: Config = {
   // e2e suites wait for real workers; unit specs finish far sooner.
@@ -43,6 +56,14 @@ const config: Config = {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/{apps,libs}/*/test/**/*.e2e-spec.ts'],
+    },
+    {
+      ...common,
+      displayName: 'e2e-cluster',
+      testMatch: CLUSTER_SUITES.map((f) => `<rootDir>/${f}`),
+      globalSetup: '<rootDir>/libs/testing/jest/redis-cluster.global-setup.ts',
+      globalTeardown: '<rootDir>/libs/testing/jest/redis-cluster.global-teardown.ts',
+      setupFiles: ['reflect-metadata', '<rootDir>/libs/testing/jest/redis-mode.cluster.setup.ts'],
     },
   ],
 };

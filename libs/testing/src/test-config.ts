@@ -23,13 +23,32 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * Which Redis the suites talk to: the cluster or sentinel set the jest projects `e2e-cluster` /
+ * `e2e-sentinel` started (test/redis-mode.setup.ts puts their seeds in TEST_REDIS_CLUSTER_NODES
+ * or TEST_REDIS_SENTINELS), else REDIS_URL or this machine's Redis. A spec that starts a private
+ * redis-server of its own passes REDIS_URL and keeps it.
+ */
+function testRedisMode(): Record<string, string> {
+  if (process.env.TEST_REDIS_CLUSTER_NODES) {
+    return { REDIS_CLUSTER_NODES: process.env.TEST_REDIS_CLUSTER_NODES };
+  }
+  if (process.env.TEST_REDIS_SENTINELS) {
+    return {
+      REDIS_SENTINELS: process.env.TEST_REDIS_SENTINELS,
+      REDIS_SENTINEL_NAME: process.env.TEST_REDIS_SENTINEL_NAME ?? 'mymaster',
+    };
+  }
+  return { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+}
+
+/**
  * Config for a test: its own Redis key prefix and storage folder, fast retries, the real Redis
  * of this machine (REDIS_URL if set).
  */
 export function testConfig(env: Record<string, string> = {}): AppConfig {
   return AppConfig.fromEnv({
     NODE_ENV: 'test',
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...(env.REDIS_URL ? {} : testRedisMode()),
     REDIS_PREFIX: `test-${randomBytes(4).toString('hex')}`,
     API_KEYS: TEST_API_KEY,
     API_HOST: '127.0.0.1',
