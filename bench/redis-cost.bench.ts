@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue, Worker, type JobsOptions } from 'bullmq';
+import { projectPartitionPrefix } from '@app/redis';
 import { QueueName, toBullPriority } from '@app/tasks';
 import { PrivateRedisServer, TEST_API_KEY } from '@app/testing';
 import { TestService } from '../apps/api/test/support/service.harness';
@@ -12,7 +13,7 @@ import { RedisWritesHook } from './redis-writes.hook';
 import { LoadClient } from './load-client';
 import { BENCH_NOOP_PROGRESS_NOTE, BENCH_NOOP_TASK, BenchNoopModule } from './noop.task';
 import { JOB_OPTS } from './overhead.bench';
-import { ScriptNames, STAGES, type QueueOfKey, type Stage } from './redis-cost.stages';
+import { ScriptNames, STAGES, type KeyRoles, type Stage } from './redis-cost.stages';
 import {
   byStage,
   labelOf,
@@ -27,6 +28,8 @@ import {
 // Every client made from here on registers its scripts' names (EVALSHA carries only a hash).
 ScriptNames.install();
 
+/** The one project of our tasks (its partition holds their keys and their outbox stream). */
+const PROJECT = 'bench_cost';
 const TASKS = Number(process.env.BENCH_REDIS_COST_TASKS ?? 1000);
 const WARMUP_TASKS = 20;
 const SEQUENTIAL_TASKS = 200;
@@ -45,11 +48,10 @@ const WORKER_CONCURRENCY = 8;
 const IDLE_MS = Number(process.env.BENCH_REDIS_COST_IDLE_MS ?? 30_000);
 
 /** One side of the comparison: something that turns submits into completed jobs. */
-interface CostSubject {
+interface CostSubject extends KeyRoles {
   readonly name: string;
   /** Tasks carry a callback_url: their webhook is relayed and delivered too. */
   readonly webhooks: boolean;
-  readonly queueOf: QueueOfKey;
   start(redisUrl: string): Promise<void>;
   submit(note?: string): Promise<void>;
   /** Throws unless every submitted task completed (and, with webhooks, was delivered). */
@@ -73,8 +75,17 @@ class OurService implements CostSubject {
     readonly webhooks: boolean,
   ) {}
 
-  readonly queueOf: QueueOfKey = (key) =>
-    key.includes(':bull:{webhooks}') ? 'webhooks' : key.includes(':bull:{') ? 'tasks' : undefined;
+  queueOf(key: string): 'tasks' | 'webhooks' | undefined {
+    if (key.includes(':bull:{webhooks}')) return 'webhooks';
+    return key.includes(':bull:{') ? 'tasks' : undefined;
+  }
+
+  inTaskPartition(key: string): boolean {
+    return (
+      !!this.svc &&
+      key.startsWith(`${projectPartitionPrefix(this.svc.config.redis.prefix, PROJECT)}:`)
+    );
+  }
 
   async start(redisUrl: string): Promise<void> {
     let callbackUrl: string | undefined;
@@ -117,7 +128,7 @@ class OurService implements CostSubject {
     );
     this.body = (note) =>
       JSON.stringify({
-        project_id: 'bench_cost',
+        project_id: PROJECT,
         task_type: BENCH_NOOP_TASK.type,
         task_data: note ? { note } : {},
         ...(callbackUrl ? { callback_url: callbackUrl } : {}),
@@ -165,8 +176,13 @@ class PlainBullmq implements CostSubject {
     private readonly opts: JobsOptions,
   ) {}
 
-  readonly queueOf: QueueOfKey = (key) =>
-    key.startsWith(`${this.prefix}:noop:`) ? 'tasks' : undefined;
+  queueOf(key: string): 'tasks' | undefined {
+    return key.startsWith(`${this.prefix}:noop:`) ? 'tasks' : undefined;
+  }
+
+  inTaskPartition(): boolean {
+    return false;
+  }
 
   async start(redisUrl: string): Promise<void> {
     this.queue = new Queue('noop', { connection: { url: redisUrl }, prefix: this.prefix });
@@ -253,7 +269,7 @@ async function batch(
 async function measure(subject: CostSubject, withProgress = false): Promise<Measured> {
   const server = new PrivateRedisServer();
   await server.start();
-  const recorder = new TrafficRecorder(subject.queueOf);
+  const recorder = new TrafficRecorder(subject);
   const proxy = new CountingRedisProxy({ host: '127.0.0.1', port: server.port }, recorder);
   await proxy.start();
   RedisWritesHook.watch({ port: proxy.port, onWrite: recorder.requestWrite });
@@ -373,11 +389,21 @@ export async function redisCostBench(): Promise<BenchPart> {
   }
   versus(bare, (m) => m.sequential, seq);
   versus(hooks, (m) => m.sequential, seq);
+  const shown: readonly Stage[] = [
+    'submit',
+    'claim',
+    'complete',
+    'webhook relay',
+    'webhook delivery',
+    'heartbeats',
+    'background',
+  ];
   for (const stage of STAGES) {
-    const used = [bare, hooks, plain].some(
+    // Progress has a row of its own (a no-op reports none); timers are left out of per task.
+    const stray = [bare, hooks, plain].some(
       (m) => Math.abs(byStage(m.task.executed).get(stage) ?? 0) >= 0.05,
     );
-    if (!used) continue;
+    if (!shown.includes(stage) && !(stray && stage !== 'progress' && stage !== 'timers')) continue;
     for (const [how, w] of [
       [main, (m: Measured) => m.task],
       [seq, (m: Measured) => m.sequential],
@@ -411,12 +437,12 @@ export async function redisCostBench(): Promise<BenchPart> {
   }
   const idleRate = (m: Measured) =>
     `${fmt(total(m.idle.stats) / m.idle.seconds)} executed/s, ${fmt(total(m.idle.sent) / m.idle.seconds)} sent/s, ${fmt(total(m.idle.writes) / m.idle.seconds)} round trips/s`;
-  row('idle timers, ours with callback (subtracted above)', idleRate(hooks));
+  row('idle service, ours with callback (not in the per-task figures)', idleRate(hooks));
   row(
-    'idle timers, ours with callback: sent/s by command',
-    top(rates(hooks.idle), 8, (k) => `${labelOf(k)} [${stageOf(k)}]`),
+    'idle service, ours with callback: sent/s by command',
+    top(rates(hooks.idle), 9, (k) => `${labelOf(k)} [${stageOf(k)}]`),
   );
-  row('idle timers, plain BullMQ (subtracted above)', idleRate(plain));
+  row('idle, plain BullMQ (not in the per-job figures)', idleRate(plain));
   row(
     `bytes to / from Redis per task (${main})`,
     [bare, hooks, plain]
@@ -433,7 +459,7 @@ export async function redisCostBench(): Promise<BenchPart> {
     rows,
     notes: [
       `redis-cost: ${TASKS} no-op tasks (bench_noop, one project) submitted over HTTP by ${SUBMIT_CONCURRENCY} keep-alive lanes to the API and run by a worker of concurrency ${WORKER_CONCURRENCY} in the same process (TestService), then ${SEQUENTIAL_TASKS} one at a time (each submitted ${SEQUENTIAL_GAP_MS} ms after the previous one finished: tasks that come apart, where nothing is batched and the workers wait idle in between); plain BullMQ: the same Queue.add calls (${SUBMIT_CONCURRENCY} in flight, then one at a time) and a no-op Worker of the same concurrency, with our jobs' options (JOB_OPTS; "prioritized" adds the priority our jobs carry). Each side on a redis-server of its own (PrivateRedisServer), so INFO commandstats counts nothing but this bench. "Executed" is the sum of INFO commandstats calls deltas: Redis counts each command a Lua script runs too (an EVALSHA whose script runs 12 commands is 13). "Sent" are the commands the apps wrote, parsed by a TCP proxy between them and Redis; "round trips" their request writes (each write call of their sockets to the proxy: ioredis writes a command, a pipeline or a MULTI block per call and waits for its answer), counted in the process, as the proxy's reads merge writes that arrive while this process is busy.`,
-      `redis-cost: before the run the service is warmed up (${WARMUP_TASKS} tasks: scripts loaded, the relay's groups made), left until nothing but timers sends for 2 s, then measured for ${IDLE_MS / 1000} s of quiet (a whole number of periods of every timer: relay sweep of the 64 outbox streams every 5 s, their XAUTOCLAIM every 10 s, heartbeat 10 s, reconciler 15 s, BullMQ's blocking wait 5 s and stalled check 30 s); that rate × each run's seconds is subtracted, per command, from the run. What the timers do more because tasks exist (the reconciler reading pending tasks, the cancel watcher reading running ones, heartbeats on runs' starts and ends) stays in, under "background" and "heartbeats". Nothing shared is reset: commandstats is read before and after (the observer's own INFO and ECHO are taken out).`,
+      `redis-cost: before the runs the service is warmed up (${WARMUP_TASKS} tasks: scripts loaded, the relay's groups made), left until nothing but timers sends for 2 s, then measured for ${IDLE_MS / 1000} s of quiet (a whole number of periods of every timer: relay sweep of the 64 outbox streams every 5 s, their XAUTOCLAIM every 10 s, heartbeat 10 s, reconciler 15 s, BullMQ's blocking wait 5 s and stalled check 30 s). Commands that timers send whether or not there are tasks ("timers": the sweep's reads of the 63 streams of partitions without tasks, XAUTOCLAIM, the reconciler's lock and its SSCAN of the 64 active-project sets, BullMQ's stalled checks) are left out of the per-task figures exactly as counted in each run (by MONITOR, with the commands their scripts run; commandstats less those); of every other command the idle rate × the run's seconds is subtracted (an idle worker's blocking wait, a timer heartbeat, the sweep's read of the tasks' own stream). What timers do more because tasks exist (the reconciler reading pending tasks, the cancel watcher reading running ones, heartbeats on runs' starts and ends) stays in, under "background" and "heartbeats". Nothing shared is reset: commandstats is read before and after (the observer's own INFO and ECHO are taken out).`,
       `redis-cost: stages by caller: each command is attributed from what it is and which keys it names (a script by its SHA-1, named from the defineCommand calls of this process; BullMQ keys by queue: the task queue or the webhooks queue), and the commands a script runs to that script, from MONITOR (it lists them right after the script). Per-stage executed figures are MONITOR's, the totals commandstats'. Main runs, executed by commandstats / by MONITOR, sent by the proxy / in the counted writes: ${agreement}.`,
       'redis-cost: a no-op task reports no progress: the runner\'s own 0.95 "uploading_result" milestone is skipped when the claim wrote progress less than 200 ms before. The progress figure comes from 200 more tasks whose processor reports once.',
     ],

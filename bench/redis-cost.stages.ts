@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 
-/** Where a task's Redis commands go (issue 15, "Redis cost per task"). */
+/**
+ * Where a task's Redis commands go (issue 15, "Redis cost per task"). `background` is what
+ * timers do because tasks exist (the reconciler reading pending tasks, the cancel watcher reading
+ * running ones, lock renewals); `timers` what they do whether or not there are tasks (the relay
+ * sweeping the streams of partitions without tasks and claiming, the reconciler's walk of the
+ * active-project sets and its lock, BullMQ's stalled checks).
+ */
 export const STAGES = [
   'submit',
   'claim',
@@ -11,6 +17,7 @@ export const STAGES = [
   'webhook delivery',
   'heartbeats',
   'background',
+  'timers',
   'connections',
   'other',
 ] as const;
@@ -58,8 +65,13 @@ function shortName(name: string): string {
   return name.replace(/:\d+\.\d+\.\d+.*$/, '').replace(/-\d+$/, '');
 }
 
-/** Which BullMQ queue a key belongs to: the task queue, the webhook delivery queue, or none. */
-export type QueueOfKey = (key: string) => 'tasks' | 'webhooks' | undefined;
+/** What a key is to the benchmark. */
+export interface KeyRoles {
+  /** Which BullMQ queue a key belongs to: the task queue, the webhook delivery queue, or none. */
+  queueOf(key: string): 'tasks' | 'webhooks' | undefined;
+  /** Whether the key is in the partition of the benchmark's project (where its tasks live). */
+  inTaskPartition(key: string): boolean;
+}
 
 const CONNECTION_COMMANDS = new Set([
   'auth',
@@ -88,7 +100,7 @@ export class CommandAttributor {
   private readonly last = new Map<string, Attribution>();
   private readonly openMulti = new Map<string, number>();
 
-  constructor(private readonly queueOf: QueueOfKey) {}
+  constructor(private readonly roles: KeyRoles) {}
 
   /**
    * The command's attribution, or an empty list for a MULTI (it is returned, with its
@@ -115,13 +127,19 @@ export class CommandAttributor {
   private classify(name: string, args: readonly string[], argc: number): Attribution {
     if (name === 'evalsha' || name === 'eval') return this.script(name, args);
     const key = args[0] ?? '';
-    const queue = this.queueOf(key);
+    const queue = this.roles.queueOf(key);
     const task = /:tasks:[0-9a-f-]{36}$/.test(key);
     switch (name) {
       case 'bzpopmin':
         return { stage: queue === 'webhooks' ? 'webhook delivery' : 'claim', label: 'bzpopmin' };
-      case 'xreadgroup':
+      case 'xreadgroup': {
+        const i = args.findIndex((a) => a.toLowerCase() === 'streams');
+        return this.roles.inTaskPartition(args[i + 1] ?? '')
+          ? { stage: 'webhook relay', label: name }
+          : { stage: 'timers', label: 'xreadgroup, partitions without tasks (relay sweep)' };
+      }
       case 'xautoclaim':
+        return { stage: 'timers', label: 'xautoclaim (relay claim)' };
       case 'xack':
       case 'xdel':
       case 'xgroup':
@@ -137,7 +155,7 @@ export class CommandAttributor {
         if (task) return { stage: 'background', label: 'hmget task (reconciler)' };
         break;
       case 'sscan':
-        return { stage: 'background', label: 'sscan active projects (reconciler)' };
+        return { stage: 'timers', label: 'sscan active projects (reconciler)' };
       case 'zrangebyscore':
         return { stage: 'background', label: 'zrangebyscore pending (reconciler)' };
       default:
@@ -149,7 +167,7 @@ export class CommandAttributor {
   private script(name: string, args: readonly string[]): Attribution {
     const script = ScriptNames.of(args[0] ?? '');
     const keys = args.slice(2, 2 + Number(args[1] ?? 0));
-    const queue = keys.map(this.queueOf).find((q) => q !== undefined);
+    const queue = keys.map((k) => this.roles.queueOf(k)).find((q) => q !== undefined);
     const webhooks = queue === 'webhooks';
     const label = `${name} ${script ?? '?'}`;
     switch (script) {
@@ -182,12 +200,13 @@ export class CommandAttributor {
       case 'workerBeat':
         return { stage: 'heartbeats', label };
       case 'moveStalledJobsToWait':
+        return { stage: 'timers', label: `${label}${webhooks ? ' (webhooks)' : ''}` };
       case 'extendLock':
       case 'extendLocks':
         return { stage: 'background', label: `${label}${webhooks ? ' (webhooks)' : ''}` };
       case undefined:
         if (keys.some((k) => k.endsWith(':reconciler:leader'))) {
-          return { stage: 'background', label: `${name} reconciler lead` };
+          return { stage: 'timers', label: `${name} reconciler lead` };
         }
         break;
       default:

@@ -4,7 +4,7 @@ import type { ProxyListener, SentCommand } from './counting-redis.proxy';
 import {
   CommandAttributor,
   type Attribution,
-  type QueueOfKey,
+  type KeyRoles,
   type Stage,
 } from './redis-cost.stages';
 import { sleep } from './common';
@@ -34,6 +34,8 @@ export interface TrafficMark {
   written: number;
   /** Commands Redis executed for the apps (MONITOR: each sent one plus those its script ran). */
   executed: Map<Key, number>;
+  /** Those of them under `timers`, by command name (as commandstats names them). */
+  timerCommands: Map<string, number>;
   bytesUp: number;
   bytesDown: number;
 }
@@ -46,13 +48,14 @@ export interface TrafficWindow {
   writes: Map<Stage, number>;
   written: number;
   executed: Map<Key, number>;
+  timerCommands: Map<string, number>;
   bytesUp: number;
   bytesDown: number;
 }
 
 /** Labels that come from timers, not from tasks: ignored when waiting for the apps to be quiet. */
 const PERIODIC_LABELS = new Set(['bzpopmin', 'evalsha moveToActive', 'xreadgroup', 'xautoclaim']);
-const PERIODIC_STAGES = new Set<Stage>(['background', 'connections', 'heartbeats']);
+const PERIODIC_STAGES = new Set<Stage>(['background', 'timers', 'connections', 'heartbeats']);
 
 /**
  * Counts the apps' Redis traffic on a Redis of the benchmark's own: the commands and bytes they
@@ -67,6 +70,7 @@ export class TrafficRecorder implements ProxyListener {
   private readonly writes = new Map<Stage, number>();
   private written = 0;
   private readonly executed = new Map<Key, number>();
+  private readonly timerCommands = new Map<string, number>();
   private bytesUp = 0;
   private bytesDown = 0;
   private readonly proxySide: CommandAttributor;
@@ -83,10 +87,10 @@ export class TrafficRecorder implements ProxyListener {
   private echoesSeen = 0;
   private echoWaiters: Array<{ n: number; resolve: () => void }> = [];
 
-  constructor(queueOf: QueueOfKey) {
-    this.proxySide = new CommandAttributor(queueOf);
-    this.writeSide = new CommandAttributor(queueOf);
-    this.monitorSide = new CommandAttributor(queueOf);
+  constructor(roles: KeyRoles) {
+    this.proxySide = new CommandAttributor(roles);
+    this.writeSide = new CommandAttributor(roles);
+    this.monitorSide = new CommandAttributor(roles);
   }
 
   /** Opens the observer and the MONITOR connection, straight to Redis (not through the proxy). */
@@ -144,14 +148,16 @@ export class TrafficRecorder implements ProxyListener {
       }
       return;
     }
+    const name = (args[0] ?? '').toLowerCase();
     if (source === 'lua') {
       add(this.executed, this.lastScript);
+      if (stageOf(this.lastScript) === 'timers') add(this.timerCommands, name);
       return;
     }
-    const name = (args[0] ?? '').toLowerCase();
     const rest = args.slice(1);
     for (const a of this.monitorSide.attribute(source, name, rest.slice(0, 8), rest.length)) {
       add(this.executed, keyOf(a));
+      if (a.stage === 'timers') add(this.timerCommands, a.label === 'multi' ? 'multi' : name);
       if (name === 'evalsha' || name === 'eval') this.lastScript = keyOf(a);
     }
   }
@@ -218,6 +224,7 @@ export class TrafficRecorder implements ProxyListener {
       writes,
       written,
       executed: new Map(this.executed),
+      timerCommands: new Map(this.timerCommands),
       bytesUp,
       bytesDown,
     };
@@ -256,31 +263,42 @@ export function windowOf(a: TrafficMark, b: TrafficMark): TrafficWindow {
     writes: diff(a.writes, b.writes),
     written: b.written - a.written,
     executed: diff(a.executed, b.executed),
+    timerCommands: diff(a.timerCommands, b.timerCommands),
     bytesUp: b.bytesUp - a.bytesUp,
     bytesDown: b.bytesDown - a.bytesDown,
   };
 }
 
 /**
- * Per task: the run's counts less what the idle timers send in as long a time (the idle window's
- * rate × the run's seconds), divided by the tasks.
+ * Per task: the run's counts less what the timers send in as long a time, divided by the tasks.
+ * Commands under `timers` (sent whether or not there are tasks) are left out as they were
+ * counted in the run; of every other command, the idle window's rate × the run's seconds is
+ * taken out (a blocking wait of an idle worker, a timer heartbeat, the sweep's read of the
+ * tasks' own stream).
  */
 export function perTask(run: TrafficWindow, idle: TrafficWindow, tasks: number): TrafficWindow {
   const scale = run.seconds / idle.seconds;
-  const net = <K>(r: Map<K, number>, i: Map<K, number>): Map<K, number> => {
+  const net = <K>(r: Map<K, number>, i: Map<K, number>, timer: (k: K) => boolean) => {
     const out = new Map<K, number>();
     for (const k of new Set([...r.keys(), ...i.keys()])) {
-      out.set(k, ((r.get(k) ?? 0) - (i.get(k) ?? 0) * scale) / tasks);
+      out.set(k, timer(k) ? 0 : ((r.get(k) ?? 0) - (i.get(k) ?? 0) * scale) / tasks);
     }
+    return out;
+  };
+  const byKey = (k: Key) => stageOf(k) === 'timers';
+  const noTimers = (w: TrafficWindow) => {
+    const out = new Map(w.stats);
+    for (const [name, n] of w.timerCommands) out.set(name, (out.get(name) ?? 0) - n);
     return out;
   };
   return {
     seconds: run.seconds / tasks,
-    stats: net(run.stats, idle.stats),
-    sent: net(run.sent, idle.sent),
-    writes: net(run.writes, idle.writes),
+    stats: net(noTimers(run), noTimers(idle), () => false),
+    sent: net(run.sent, idle.sent, byKey),
+    writes: net(run.writes, idle.writes, (stage) => stage === 'timers'),
     written: (run.written - idle.written * scale) / tasks,
-    executed: net(run.executed, idle.executed),
+    executed: net(run.executed, idle.executed, byKey),
+    timerCommands: new Map(),
     bytesUp: (run.bytesUp - idle.bytesUp * scale) / tasks,
     bytesDown: (run.bytesDown - idle.bytesDown * scale) / tasks,
   };
