@@ -3,9 +3,13 @@ import { IsOptional, IsString } from 'class-validator';
 import { QueueName, type TaskDefinition } from '@app/tasks';
 import {
   TaskProcessorFor,
+  type RunningTask,
   type TaskOutput,
   type TaskProcessor,
 } from '../apps/worker/src/runtime/task-processor';
+
+/** `note` that makes the task report progress once (the Redis cost benchmark's progress figure). */
+export const BENCH_NOOP_PROGRESS_NOTE = 'report_progress';
 
 /** Benchmark-only task type: does no work and returns two bytes. */
 export class BenchNoopTaskData {
@@ -25,8 +29,9 @@ export const BENCH_NOOP_TASK: TaskDefinition<BenchNoopTaskData> = {
 
 @TaskProcessorFor(BENCH_NOOP_TASK)
 export class BenchNoopProcessor implements TaskProcessor<BenchNoopTaskData> {
-  process(): Promise<TaskOutput> {
-    return Promise.resolve({
+  async process(task: RunningTask<BenchNoopTaskData>): Promise<TaskOutput> {
+    if (task.data.note === BENCH_NOOP_PROGRESS_NOTE) await task.progress(0.5, 'bench_step');
+    return {
       media: {
         kind: 'buffer',
         data: Buffer.from('{}'),
@@ -34,7 +39,7 @@ export class BenchNoopProcessor implements TaskProcessor<BenchNoopTaskData> {
         contentType: 'application/json',
       },
       metadata: {},
-    });
+    };
   }
 }
 

@@ -26,7 +26,8 @@ const DRAIN_COUNT = Number(process.env.BENCH_OVERHEAD_DRAIN_COUNT ?? 500);
 const CONCURRENCIES = [1, 8];
 /** Both sides poll Redis for completion at this interval (same resolution for both). */
 const POLL_MS = 1;
-const JOB_OPTS = {
+/** Plain BullMQ's job options: those TaskQueueService.enqueue gives ours, less job id and priority. */
+export const JOB_OPTS = {
   attempts: 1,
   removeOnComplete: { age: 3600, count: 10_000 },
   removeOnFail: { age: 7 * 24 * 3600 },

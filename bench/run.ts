@@ -23,6 +23,10 @@ const PARTS: Record<string, { load: () => Promise<BenchPart>; limitMs: number }>
     load: async () => (await import('./overhead.bench')).overheadBench(),
     limitMs: 6 * 60_000,
   },
+  'redis-cost': {
+    load: async () => (await import('./redis-cost.bench')).redisCostBench(),
+    limitMs: 12 * 60_000,
+  },
   memory: {
     load: async () => (await import('./memory.bench')).memoryBench(),
     limitMs: 9 * 60_000,

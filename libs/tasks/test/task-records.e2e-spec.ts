@@ -375,6 +375,8 @@ describe('task records and moves', () => {
         previous: { status: 'processing', runId: first },
         task: { status: 'processing', attempts: 2, lost_runs: 1, run_id: `${id}#2`, progress: 0 },
       });
+      // The lost run's progress hash goes with it.
+      expect(await redis.exists(repo.progressKey(id))).toBe(0);
       expect(await projects.get('proj_takeover')).toMatchObject({
         active_tasks: 1,
         pending_tasks: 1,

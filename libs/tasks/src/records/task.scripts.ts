@@ -231,7 +231,8 @@ else
       'last_op', op, 'last_op_from', from, 'last_op_run', prev_run}
     for f, v in pairs(cjson.decode(ARGV[4])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
     apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'processing', now, flat, {})
-    redis.call('DEL', KEYS[2])
+    -- A takeover stays processing, so apply_transition kept the lost run's progress: clear it.
+    if from == 'processing' then redis.call('DEL', KEYS[2]) end
   end
 end
 local out = {outcome, prev_from, prev_run}
