@@ -2,10 +2,12 @@ import type { Redis } from 'ioredis';
 import {
   CLAIM_RUN,
   CREATE_TASK,
+  EXPIRE_MEDIA,
   MOVE_TASK,
   QUEUE_SNAPSHOT,
   RECORD_WEBHOOK_OUTCOME,
   REPORT_PROGRESS,
+  SWEEP_TASK,
 } from './task.scripts';
 
 /** A Redis client with the task scripts defined as commands (EVALSHA, falling back to EVAL). */
@@ -31,6 +33,18 @@ export interface TaskScriptsRedis extends Redis {
     patch: string,
     op: string,
   ): Promise<number>;
+  taskSweep(
+    taskKey: string,
+    progressKey: string,
+    prefix: string,
+    cutoffMs: string,
+  ): Promise<string[]>;
+  taskExpireMedia(
+    taskKey: string,
+    prefix: string,
+    cutoffMs: string,
+    now: string,
+  ): Promise<string[]>;
 }
 
 /** Defines the task scripts on `redis` once (defineCommand is per client) and returns it typed. */
@@ -45,6 +59,8 @@ export function withTaskScripts(redis: Redis): TaskScriptsRedis {
       numberOfKeys: 1,
       lua: RECORD_WEBHOOK_OUTCOME,
     });
+    redis.defineCommand('taskSweep', { numberOfKeys: 2, lua: SWEEP_TASK });
+    redis.defineCommand('taskExpireMedia', { numberOfKeys: 1, lua: EXPIRE_MEDIA });
   }
   return redis as TaskScriptsRedis;
 }
