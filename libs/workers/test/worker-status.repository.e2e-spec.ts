@@ -1,5 +1,5 @@
 import type { AppConfig } from '@app/config';
-import { redisKey } from '@app/redis';
+import { groupKey } from '@app/redis';
 import { cleanRedis, testConfig } from '@app/testing';
 import { Redis } from 'ioredis';
 import {
@@ -48,7 +48,7 @@ describe('WorkerStatusRepository (real Redis)', () => {
     const beat = record();
     await repo.beat(beat);
     expect(await repo.list()).toEqual([beat]);
-    const ttl = await redis.ttl(redisKey(config.redis.prefix, 'workers', 'w-1'));
+    const ttl = await redis.ttl(groupKey(config.redis.prefix, 'workers', 'w-1'));
     expect(ttl).toBeGreaterThan(WORKER_TTL_SECONDS - 5);
     expect(ttl).toBeLessThanOrEqual(WORKER_TTL_SECONDS);
 
@@ -67,7 +67,7 @@ describe('WorkerStatusRepository (real Redis)', () => {
     await repo.beat(record({ worker_id: 'new', last_heartbeat: at(now) }));
     expect((await repo.list()).map((w) => w.worker_id)).toEqual(['new', 'old']);
     // A beat prunes index entries older than the TTL.
-    const index = redisKey(config.redis.prefix, 'workers', 'active');
+    const index = groupKey(config.redis.prefix, 'workers', 'active');
     expect(await redis.zrange(index, '0', '-1')).toEqual(['old', 'new']);
   });
 
@@ -131,8 +131,8 @@ describe('WorkerStatusRepository (real Redis)', () => {
     await repo.beat(record({ device: 'gpu', backend: 'tensorflow', gpus }));
     expect((await repo.list())[0]).toMatchObject({ device: 'gpu', gpus });
     // Written before worker_type was a list and the interval was kept: read with the config's.
-    await redis.hdel(redisKey(config.redis.prefix, 'workers', 'w-1'), 'heartbeat_interval', 'gpus');
-    await redis.hset(redisKey(config.redis.prefix, 'workers', 'w-1'), 'worker_type', 'gpu_heavy');
+    await redis.hdel(groupKey(config.redis.prefix, 'workers', 'w-1'), 'heartbeat_interval', 'gpus');
+    await redis.hset(groupKey(config.redis.prefix, 'workers', 'w-1'), 'worker_type', 'gpu_heavy');
     expect((await repo.list())[0]).toMatchObject({
       worker_type: ['gpu_heavy'],
       heartbeat_interval: config.worker.heartbeatIntervalSeconds,
@@ -144,6 +144,6 @@ describe('WorkerStatusRepository (real Redis)', () => {
     await repo.beat(record());
     await repo.remove('w-1');
     expect(await repo.list()).toEqual([]);
-    expect(await redis.exists(redisKey(config.redis.prefix, 'workers', 'w-1'))).toBe(0);
+    expect(await redis.exists(groupKey(config.redis.prefix, 'workers', 'w-1'))).toBe(0);
   });
 });
