@@ -42,9 +42,9 @@ end
  * project's indexes and counters, the partition's active-project set, the idempotency key.
  * With an idempotency entry, the key is set in the same step to that entry with the task id and
  * position added: a repeat of the request finds this task even when every write after the
- * create failed; the key's name is kept in the hash (`idempotency_key`) so that retention
- * removes the entry with the task. Run twice with the same token, it answers the stored position
- * again.
+ * create failed; the key's name after the partition prefix is kept in the hash
+ * (`idempotency_key`) so that retention removes the entry with the task. Run twice with the
+ * same token, it answers the stored position again.
  */
 export const CREATE_TASK = `${COMMON}
 local id, pid, ttype, score, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -62,7 +62,9 @@ if ARGV[9] ~= '' then
   entry.task_id = id
   entry.queue_position = position
   redis.call('SET', KEYS[2], cjson.encode(entry), 'EX', tonumber(ARGV[10]))
-  redis.call('HSET', KEYS[1], 'idempotency_key', KEYS[2])
+  if string.sub(KEYS[2], 1, #prefix + 1) == prefix .. ':' then
+    redis.call('HSET', KEYS[1], 'idempotency_key', string.sub(KEYS[2], #prefix + 2))
+  end
 end
 redis.call('ZADD', k('tasks', 'by_project', pid), score, id)
 redis.call('ZADD', k('tasks', 'by_project', pid, 'type', ttype), score, id)
@@ -262,8 +264,9 @@ return out
 /**
  * Task retention: removes one ended task whose end (its score in `ended_tasks`) is at or before
  * the cutoff, with everything of it in its partition: the hash, the progress hash, its entries in
- * every project index, its `ended_tasks` entry, its Idempotency-Key entry (the one named in the
- * hash, only while it still names this task), and one from its project's `task_count`.
+ * every project index, its `ended_tasks` entry, its Idempotency-Key entry (named in the hash
+ * after the partition prefix, so in this slot; only while it still names this task), and one
+ * from its project's `task_count`.
  * The status and the end are read again here, in the same step: a task a manual retry queued
  * again, or that ended again since the sweeper read the index, stays.
  * KEYS: task hash, progress hash. ARGV: prefix, cutoff ms. Returns {'removed', project_id, queue,
@@ -291,10 +294,8 @@ redis.call('ZREM', k('tasks', 'by_project', pid, 'type', ttype), id)
 for _, s in ipairs({'queued', 'processing', 'completed', 'failed', 'cancelled'}) do
   index_status(pid, ttype, s, id, 0, false)
 end
-local name = cur[7]
-if name and string.sub(name, 1, #prefix + 1) == prefix .. ':' then
-  -- rebuilt on the partition prefix: the entry is in this slot or left alone
-  local key = k(string.sub(name, #prefix + 2))
+if cur[7] then
+  local key = k(cur[7])
   local ok, entry = pcall(cjson.decode, redis.call('GET', key) or '')
   if ok and type(entry) == 'table' and entry.task_id == id then redis.call('DEL', key) end
 end
