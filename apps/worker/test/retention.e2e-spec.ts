@@ -6,7 +6,11 @@ import { runTaskToEnd, waitFor } from '@app/testing';
 import { WORKER_TTL_SECONDS } from '@app/workers';
 import { Redis } from 'ioredis';
 import { TestService } from '../../api/test/support/service.harness';
-import { TEST_SLEEP_TASK, TEST_TIMEOUT_TASK, TestProcessorsModule } from './support/test-sleep.task';
+import {
+  TEST_SLEEP_TASK,
+  TEST_TIMEOUT_TASK,
+  TestProcessorsModule,
+} from './support/test-sleep.task';
 
 const DAY = 24 * 3600 * 1000;
 const PROJECT = 'retention_e2e';
