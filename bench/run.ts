@@ -31,6 +31,10 @@ const PARTS: Record<string, { load: () => Promise<BenchPart>; limitMs: number }>
     load: async () => (await import('./memory.bench')).memoryBench(),
     limitMs: 9 * 60_000,
   },
+  'redis-memory': {
+    load: async () => (await import('./redis-memory.bench')).redisMemoryBench(),
+    limitMs: 6 * 60_000,
+  },
   upscale: {
     load: async () => modelPart(await (await import('./upscale.bench')).upscaleBenchRows()),
     limitMs: 15 * 60_000,

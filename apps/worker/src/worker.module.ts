@@ -7,7 +7,7 @@ import { PayloadModule } from '@app/payload';
 import { LoggingModule } from '@app/observability';
 import { RedisModule } from '@app/redis';
 import { StorageModule } from '@app/storage';
-import { TaskReconciler, TasksModule, type QueueName } from '@app/tasks';
+import { TaskReconciler, TaskRetentionSweeper, TasksModule, type QueueName } from '@app/tasks';
 import { WebhooksModule } from '@app/webhooks';
 import { WorkersModule } from '@app/workers';
 import { WORKER_OPERATIONS_PROVIDERS } from './health/worker-health.server';
@@ -51,6 +51,7 @@ export class WorkerModule {
         TaskEvents,
         CancelWatcher,
         TaskReconciler,
+        TaskRetentionSweeper,
         WorkerShutdownService,
         EventLoopWatch,
         WorkerHeartbeatService,

@@ -76,6 +76,38 @@ describe('AppConfig.fromEnv', () => {
     }
   });
 
+  it('keeps tasks and media forever unless a retention is set, and never media past its record', () => {
+    expect(AppConfig.fromEnv(base).retention).toEqual({
+      taskDays: null,
+      mediaDays: null,
+      intervalMs: 60_000,
+      batch: 500,
+    });
+    expect(
+      AppConfig.fromEnv({ ...base, TASK_RETENTION_DAYS: '0', MEDIA_RETENTION_DAYS: '' }).retention,
+    ).toMatchObject({ taskDays: null, mediaDays: null });
+    expect(
+      AppConfig.fromEnv({ ...base, TASK_RETENTION_DAYS: '90', MEDIA_RETENTION_DAYS: '30' })
+        .retention,
+    ).toMatchObject({ taskDays: 90, mediaDays: 30 });
+    expect(AppConfig.fromEnv({ ...base, MEDIA_RETENTION_DAYS: '7' }).retention).toMatchObject({
+      taskDays: null,
+      mediaDays: 7,
+    });
+    for (const bad of ['-1', '1.5', 'soon', '40000']) {
+      expect(() => AppConfig.fromEnv({ ...base, TASK_RETENTION_DAYS: bad })).toThrow(
+        /TASK_RETENTION_DAYS must be/,
+      );
+      expect(() => AppConfig.fromEnv({ ...base, MEDIA_RETENTION_DAYS: bad })).toThrow(
+        /MEDIA_RETENTION_DAYS must be/,
+      );
+    }
+    expect(() =>
+      AppConfig.fromEnv({ ...base, TASK_RETENTION_DAYS: '7', MEDIA_RETENTION_DAYS: '30' }),
+    ).toThrow(/MEDIA_RETENTION_DAYS \(30\) must not exceed TASK_RETENTION_DAYS \(7\)/);
+    expect(() => AppConfig.fromEnv({ ...base, RETENTION_BATCH: '0' })).toThrow(/RETENTION_BATCH/);
+  });
+
   it('requires API_KEYS', () => {
     expect(() => AppConfig.fromEnv({})).toThrow(/API_KEYS/);
     expect(() => AppConfig.fromEnv({ API_KEYS: ' , ' })).toThrow(/API_KEYS/);

@@ -141,6 +141,15 @@ export class AppConfig {
     /** SAFETY_BLOCK_THRESHOLD: an unsafe score above it blocks the task; null: never block. */
     blockThreshold: number | null;
   };
+  /** Seed 001 Data Retention: what the workers' retention sweeper removes, and when. */
+  readonly retention!: {
+    /** Days an ended task is kept; null: forever. */
+    taskDays: number | null;
+    /** Days an ended task's output is kept (never more than taskDays); null: forever. */
+    mediaDays: number | null;
+    intervalMs: number;
+    batch: number;
+  };
   readonly logLevel!: LogLevel;
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -257,6 +266,7 @@ export class AppConfig {
         concurrency: e.WEBHOOK_CONCURRENCY,
       },
       safety: { blockThreshold: e.SAFETY_BLOCK_THRESHOLD ?? null },
+      retention: retentionSettings(e),
       logLevel: e.LOG_LEVEL,
     });
     return config;
@@ -462,4 +472,19 @@ function parsePreload(value: string): { declared: boolean; names: string[] } {
   if (value === 'none') return { declared: false, names: [] };
   const items = value.split(',');
   return { declared: items.includes('declared'), names: items.filter((i) => i !== 'declared') };
+}
+
+/**
+ * 0 means unset (forever). Media kept longer than its record could never be deleted: once the
+ * record is gone nothing names the object any more, so that combination stops the boot.
+ */
+function retentionSettings(e: EnvSchema): AppConfig['retention'] {
+  const taskDays = e.TASK_RETENTION_DAYS || null;
+  const mediaDays = e.MEDIA_RETENTION_DAYS || null;
+  if (taskDays !== null && mediaDays !== null && mediaDays > taskDays) {
+    throw new ConfigError(
+      `Invalid configuration:\n- MEDIA_RETENTION_DAYS (${mediaDays}) must not exceed TASK_RETENTION_DAYS (${taskDays}): an output is deleted with its record at the latest`,
+    );
+  }
+  return { taskDays, mediaDays, intervalMs: e.RETENTION_INTERVAL_MS, batch: e.RETENTION_BATCH };
 }

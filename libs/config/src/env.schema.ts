@@ -507,6 +507,54 @@ export class EnvSchema {
   @Max(600_000)
   PAYLOAD_TIMEOUT_MS: number = 30_000;
 
+  // --- Retention (seed 001 Data Retention) ---------------------------------------------------
+
+  /**
+   * Days an ended task (completed, failed, cancelled) is kept after its end; then the workers'
+   * retention sweeper removes its record, indexes and Idempotency-Key entry. Unset or 0: kept
+   * forever (seed 001's default).
+   */
+  @IsOptional()
+  @IsInt({
+    message: 'TASK_RETENTION_DAYS must be a whole number of days (unset or 0: keep forever)',
+  })
+  @Min(0, {
+    message: 'TASK_RETENTION_DAYS must be a whole number of days (unset or 0: keep forever)',
+  })
+  @Max(36_500, {
+    message: 'TASK_RETENTION_DAYS must be at most 36500 days (unset or 0: keep forever)',
+  })
+  TASK_RETENTION_DAYS?: number;
+
+  /**
+   * Days an ended task's output is kept: the sweeper deletes it (local storage) or marks it gone
+   * (r2/s3, whose bucket lifecycle rule deletes it). At most TASK_RETENTION_DAYS. Unset or 0:
+   * kept forever.
+   */
+  @IsOptional()
+  @IsInt({
+    message: 'MEDIA_RETENTION_DAYS must be a whole number of days (unset or 0: keep forever)',
+  })
+  @Min(0, {
+    message: 'MEDIA_RETENTION_DAYS must be a whole number of days (unset or 0: keep forever)',
+  })
+  @Max(36_500, {
+    message: 'MEDIA_RETENTION_DAYS must be at most 36500 days (unset or 0: keep forever)',
+  })
+  MEDIA_RETENTION_DAYS?: number;
+
+  /** How often the retention sweeper runs (ms), when a retention is set. */
+  @IsInt()
+  @Min(1000)
+  @Max(86_400_000)
+  RETENTION_INTERVAL_MS: number = 60_000;
+
+  /** The most records one sweeper pass removes (and, apart, the most outputs it deletes). */
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  RETENTION_BATCH: number = 500;
+
   // --- Operations ---------------------------------------------------------------------------
 
   /** Serve Prometheus metrics at /metrics (API port; worker health port). */

@@ -7,6 +7,7 @@ export * from './records/task.repository';
 export * from './records/task-moves';
 export * from './records/task-state.machine';
 export * from './reconcile/task-reconciler';
+export * from './reconcile/task-retention.sweeper';
 export * from './task-errors';
 export * from './task-lifecycle.service';
 export * from './task-types/task-definition';

@@ -56,7 +56,7 @@ export class TaskViews {
       status: task.status,
       created_at: task.created_at,
       completed_at: task.completed_at,
-      result_url: task.result ? await this.storage.url(task.result.media_key) : null,
+      result_url: (await taskResultView(task.result, this.storage))?.media_url ?? null,
     };
   }
 }

@@ -19,6 +19,7 @@ import { TaskQueueService } from '../queue/task-queue.service';
 import type { QueueName, TaskPriority } from '../queues';
 import { TaskRepository } from '../records/task.repository';
 import { TaskStateMachine, TransitionError } from '../records/task-state.machine';
+import { takeLead } from './leader-lock';
 
 /** Job states in which the job will still run (or is running) the task. */
 const LIVE_JOB_STATES = new Set([
@@ -32,14 +33,6 @@ const LIVE_JOB_STATES = new Set([
 
 /** How often one task is put back by the reconciler before it is failed instead. */
 export const MAX_RECONCILE_REQUEUES = 10;
-
-/** Takes the leader lock, or extends it when this worker holds it. 1 when held. */
-const LEAD = `
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
-`;
 
 /** What one pass did, for logs and tests. */
 export interface ReconcilePass {
@@ -115,14 +108,8 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   async pass(): Promise<ReconcilePass> {
     const done: ReconcilePass = { leader: false, checked: 0, requeued: [], failed: [] };
     const ttl = Math.max(3 * this.config.tasks.reconcile.intervalMs, 10_000);
-    const lead = await this.redis.eval(
-      LEAD,
-      1,
-      this.key('reconciler', 'leader'),
-      this.config.worker.id,
-      String(ttl),
-    );
-    if (lead !== 1) return done;
+    const key = this.key('reconciler', 'leader');
+    if (!(await takeLead(this.redis, key, this.config.worker.id, ttl))) return done;
     done.leader = true;
     const { batch, graceMs } = this.config.tasks.reconcile;
     const before = Date.now() - graceMs;

@@ -2,10 +2,12 @@ import type { RedisClient } from '@app/redis';
 import {
   CLAIM_RUN,
   CREATE_TASK,
+  EXPIRE_MEDIA,
   MOVE_TASK,
   QUEUE_SNAPSHOT,
   RECORD_WEBHOOK_OUTCOME,
   REPORT_PROGRESS,
+  SWEEP_TASK,
 } from './task.scripts';
 
 /** A Redis client with the task scripts defined as commands (EVALSHA, falling back to EVAL). */
@@ -33,6 +35,18 @@ interface TaskScripts {
     patch: string,
     op: string,
   ): Promise<number>;
+  taskSweep(
+    taskKey: string,
+    progressKey: string,
+    prefix: string,
+    cutoffMs: string,
+  ): Promise<string[]>;
+  taskExpireMedia(
+    taskKey: string,
+    prefix: string,
+    cutoffMs: string,
+    now: string,
+  ): Promise<string[]>;
 }
 
 /** Defines the task scripts on `redis` once (defineCommand is per client) and returns it typed. */
@@ -47,6 +61,8 @@ export function withTaskScripts(redis: RedisClient): TaskScriptsRedis {
       numberOfKeys: 1,
       lua: RECORD_WEBHOOK_OUTCOME,
     });
+    redis.defineCommand('taskSweep', { numberOfKeys: 2, lua: SWEEP_TASK });
+    redis.defineCommand('taskExpireMedia', { numberOfKeys: 1, lua: EXPIRE_MEDIA });
   }
   return redis as TaskScriptsRedis;
 }

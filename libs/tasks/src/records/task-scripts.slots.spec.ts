@@ -33,6 +33,8 @@ describe('task scripts touch one Redis Cluster slot', () => {
       taskClaimRun: ['missing', '', ''],
       taskReportProgress: ['processing', '0.1000'],
       taskQueueSnapshot: 1,
+      taskSweep: ['young'],
+      taskExpireMedia: ['none'],
     };
     const fake = new SlotRecordingRedis(replies);
     const repo = new TaskRepository(fake.asRedis(), config);
@@ -99,6 +101,8 @@ describe('task scripts touch one Redis Cluster slot', () => {
       await moves.retry(id, { retries: 1, jobId: `${id}_r1`, queuePosition: 2 });
       await moves.requeue(id, 1);
       await moves.recordWebhookOutcome(id, 'msg', { state: 'delivered' }, 'op');
+      await repo.sweep(id, Date.now());
+      await repo.expireMedia(id, Date.now());
       replies.multi = [id];
       await repo.list(project, { page: 1, limit: 10 });
       await repo.list(project, { page: 1, limit: 10, status: 'queued', task_type: 'x' });
@@ -116,8 +120,10 @@ describe('task scripts touch one Redis Cluster slot', () => {
         'taskCreate',
         'taskMove',
         'taskQueueSnapshot',
+        'taskExpireMedia',
         'taskRecordWebhookOutcome',
         'taskReportProgress',
+        'taskSweep',
       ].sort(),
     );
     // Scripts that build keys in Lua do so on ARGV[1]: it is in the slot of their KEYS.
@@ -142,10 +148,12 @@ describe('task scripts touch one Redis Cluster slot', () => {
       [
         'CLAIM_RUN',
         'CREATE_TASK',
+        'EXPIRE_MEDIA',
         'MOVE_TASK',
         'QUEUE_SNAPSHOT',
         'RECORD_WEBHOOK_OUTCOME',
         'REPORT_PROGRESS',
+        'SWEEP_TASK',
       ].sort(),
     );
     // tk/pk: apply_transition's parameters (called with KEYS[1], KEYS[2]); proj, pk, key: k(…).

@@ -31,6 +31,7 @@ type TaskPatch = Partial<{
   job_id: string;
   queue_position: number;
   reconcile_requeues: number;
+  media_deleted_at: string | null;
 }>;
 
 /** Why a move was refused. */
@@ -102,16 +103,18 @@ export class TaskStateMachine {
     jobId: string,
     opts: { op: string; ownLostRuns: readonly string[]; maxLostRuns: number; startedAt: string },
   ): Promise<RunClaim> {
+    const at = new Date();
     const reply = await this.redis.taskClaimRun(
       this.records.taskKey(taskId),
       this.records.progressKey(taskId),
       this.records.partitionPrefix(taskId),
       jobId,
-      new Date().toISOString(),
+      at.toISOString(),
       JSON.stringify({ started_at: opts.startedAt, progress: '0', current_step: 'starting' }),
       opts.op,
       opts.ownLostRuns.join(','),
       String(opts.maxLostRuns),
+      String(at.getTime()),
     );
     const [outcome, previousStatus, previousRun] = reply;
     const hash: Record<string, string> = {};
@@ -319,6 +322,7 @@ export class TaskStateMachine {
         error_class: null,
         next_retry_at: null,
         result: null,
+        media_deleted_at: null,
         started_at: null,
         completed_at: null,
         run_id: null,
@@ -376,6 +380,7 @@ export class TaskStateMachine {
     const rule = TASK_MOVES[name];
     if (rule.ownRun && !opts.runId) throw new Error(`move ${name} needs the run id`);
     const { set, del } = encodePatch(patch);
+    const at = new Date();
     try {
       return (await this.redis.taskMove(
         this.records.taskKey(taskId),
@@ -384,11 +389,12 @@ export class TaskStateMachine {
         name,
         rule.from.join(','),
         rule.to ?? '',
-        new Date().toISOString(),
+        at.toISOString(),
         opts.runId ?? '',
         opts.op ?? randomUUID(),
         JSON.stringify(set),
         JSON.stringify(del),
+        String(at.getTime()),
       )) as TaskStatus;
     } catch (err) {
       const message = (err as Error).message ?? '';

@@ -12,6 +12,12 @@ export interface TaskResultRecord {
    * step instead of generating the media again.
    */
   pending?: 'payload';
+  /**
+   * When media retention (MEDIA_RETENTION_DAYS) deleted the output, or marked it deleted for the
+   * bucket's lifecycle rule (the hash field `media_deleted_at`, kept beside `result`). The key
+   * stays for the record; no URL is handed out for it any more.
+   */
+  media_deleted_at?: string;
 }
 
 export type WebhookEventName = 'task.completed' | 'task.failed' | 'task.cancelled';
@@ -35,11 +41,15 @@ export interface TaskWebhookState {
   next_attempt_at: string | null;
 }
 
-/** `result` as the API and webhooks show it: the stored key becomes a downloadable URL. */
+/**
+ * `result` as the API and webhooks show it: the stored key becomes a downloadable URL, null once
+ * media retention deleted the output (`media_deleted_at` says when).
+ */
 export interface TaskResultView {
-  media_url: string;
+  media_url: string | null;
   payload_media_id: string | null;
   metadata: Record<string, unknown>;
+  media_deleted_at?: string;
 }
 
 /** The one place a stored result becomes its wire shape (GET /status and webhook events). */
@@ -48,6 +58,14 @@ export async function taskResultView(
   storage: { url(key: string): Promise<string> },
 ): Promise<TaskResultView | null> {
   if (!result) return null;
+  if (result.media_deleted_at) {
+    return {
+      media_url: null,
+      payload_media_id: result.payload_media_id,
+      metadata: result.metadata,
+      media_deleted_at: result.media_deleted_at,
+    };
+  }
   return {
     media_url: await storage.url(result.media_key),
     payload_media_id: result.payload_media_id,
@@ -111,7 +129,7 @@ export function parseTaskHash(h: Record<string, string>): TaskRecord | null {
     metadata: json(h.metadata),
     progress: Number(h.progress ?? 0),
     current_step: h.current_step ?? '',
-    result: json(h.result),
+    result: resultOf(h),
     error: h.error || null,
     created_at: h.created_at,
     started_at: h.started_at || null,
@@ -147,6 +165,13 @@ export function parseWebhookState(value: string | undefined): TaskWebhookState |
     delivered_at: w.delivered_at ?? null,
     next_attempt_at: w.next_attempt_at ?? null,
   };
+}
+
+function resultOf(h: Record<string, string>): TaskResultRecord | null {
+  const result = json<TaskResultRecord>(h.result);
+  return result && h.media_deleted_at
+    ? { ...result, media_deleted_at: h.media_deleted_at }
+    : result;
 }
 
 function json<T>(value: string | undefined): T | null {

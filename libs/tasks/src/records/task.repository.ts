@@ -4,6 +4,7 @@ import { AppConfig } from '@app/config';
 import {
   allPartitionPrefixes,
   partitionOf,
+  partitionPrefix,
   projectPartitionPrefix,
   REDIS_CLIENT,
   redisKey,
@@ -11,8 +12,8 @@ import {
   taskPartitionPrefix,
 } from '@app/redis';
 import type { QueueName, TaskPriority } from '../queues';
-import { parseTaskHash, type TaskRecord } from './task.record';
-import { WEBHOOK_OUTBOX_PARTS } from './task.scripts';
+import { parseTaskHash, type TaskRecord, type TaskResultRecord } from './task.record';
+import { ENDED_TASKS_PARTS, WEBHOOK_OUTBOX_PARTS } from './task.scripts';
 import { withTaskScripts, type TaskScriptsRedis } from './task-scripts.redis';
 import type { TaskStatus } from './task-status';
 
@@ -52,6 +53,29 @@ export interface IdempotencyWrite {
   entry: Record<string, unknown>;
   ttlSeconds: number;
 }
+
+/** An ended task as the partition's `ended_tasks` index has it. */
+export interface EndedTask {
+  taskId: string;
+  endedMs: number;
+}
+
+/** What retention found when it came to remove a task (SWEEP_TASK). */
+export type SweptTask =
+  | {
+      outcome: 'removed';
+      projectId: string;
+      queue: QueueName;
+      jobId: string;
+      result: TaskResultRecord | null;
+    }
+  /** No record; queued or processing again (a retry won); ended again after the cutoff. */
+  | { outcome: 'gone' | 'pending' | 'young' };
+
+/** What media retention found (EXPIRE_MEDIA): `expired` means marked, to be deleted now. */
+export type ExpiredMedia =
+  | { outcome: 'expired'; projectId: string; result: TaskResultRecord }
+  | { outcome: 'gone' | 'pending' | 'young' | 'none' };
 
 /**
  * Task records and their indexes (DESIGN §5): creates and reads them; every listing takes the
@@ -97,6 +121,76 @@ export class TaskRepository {
   /** The outbox stream of the task's partition. */
   webhookOutboxKey(taskId: string): string {
     return redisKey(this.partitionPrefix(taskId), ...WEBHOOK_OUTBOX_PARTS);
+  }
+
+  /** The partition's ended tasks, scored by end time (ms; written by the terminal move). */
+  endedKey(partition: number): string {
+    return redisKey(partitionPrefix(this.prefix, partition), ...ENDED_TASKS_PARTS);
+  }
+
+  /**
+   * Ended tasks of the partition whose end is in [fromMs, toMs], oldest first, skipping the first
+   * `offset`: O(log n + limit), whatever the partition holds.
+   */
+  async ended(
+    partition: number,
+    fromMs: number,
+    toMs: number,
+    offset: number,
+    limit: number,
+  ): Promise<EndedTask[]> {
+    const flat = await this.redis.zrangebyscore(
+      this.endedKey(partition),
+      Number.isFinite(fromMs) ? fromMs : '-inf',
+      toMs,
+      'WITHSCORES',
+      'LIMIT',
+      offset,
+      limit,
+    );
+    const out: EndedTask[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      out.push({ taskId: flat[i], endedMs: Number(flat[i + 1]) });
+    }
+    return out;
+  }
+
+  /**
+   * Retention: removes the task and everything of it in its partition (SWEEP_TASK) when it is
+   * ended and ended at or before `cutoffMs`, both read again in the same step.
+   */
+  async sweep(taskId: string, cutoffMs: number): Promise<SweptTask> {
+    const [outcome, projectId, queue, jobId, result] = await this.redis.taskSweep(
+      this.taskKey(taskId),
+      this.progressKey(taskId),
+      this.partitionPrefix(taskId),
+      String(cutoffMs),
+    );
+    if (outcome !== 'removed') return { outcome: outcome as 'gone' | 'pending' | 'young' };
+    return {
+      outcome,
+      projectId,
+      queue: queue as QueueName,
+      jobId,
+      result: result ? (JSON.parse(result) as TaskResultRecord) : null,
+    };
+  }
+
+  /**
+   * Media retention: marks the output of a task ended at or before `cutoffMs` deleted
+   * (EXPIRE_MEDIA); the caller deletes the object once this answers `expired`.
+   */
+  async expireMedia(taskId: string, cutoffMs: number, at = new Date()): Promise<ExpiredMedia> {
+    const [outcome, projectId, result] = await this.redis.taskExpireMedia(
+      this.taskKey(taskId),
+      this.partitionPrefix(taskId),
+      String(cutoffMs),
+      at.toISOString(),
+    );
+    if (outcome !== 'expired') {
+      return { outcome: outcome as 'gone' | 'pending' | 'young' | 'none' };
+    }
+    return { outcome, projectId, result: JSON.parse(result) as TaskResultRecord };
   }
 
   /**

@@ -5,6 +5,10 @@
  * (redisKey on the task's partition prefix, libs/redis/src/redis-partitions.ts): a script touches
  * the keys of one partition, one Redis Cluster slot, only (task-scripts.slots.spec.ts checks).
  *
+ * Each partition keeps `ended_tasks`, a sorted set of its ended tasks scored by end time (ms),
+ * written in the same step as the terminal move and left when a manual retry queues the task
+ * again: the retention sweeper reads only what is due from it (SWEEP_TASK, EXPIRE_MEDIA).
+ *
  * Every script is safe to run twice with the same arguments: ioredis re-sends a command whose
  * reply was lost when it reconnects, and callers retry outcome writes. A move carries an
  * operation token; a record whose `last_op` is that token answers as the first run did.
@@ -38,7 +42,9 @@ end
  * project's indexes and counters, the partition's active-project set, the idempotency key.
  * With an idempotency entry, the key is set in the same step to that entry with the task id and
  * position added: a repeat of the request finds this task even when every write after the
- * create failed. Run twice with the same token, it answers the stored position again.
+ * create failed; the key's name after the partition prefix is kept in the hash
+ * (`idempotency_key`) so that retention removes the entry with the task. Run twice with the
+ * same token, it answers the stored position again.
  */
 export const CREATE_TASK = `${COMMON}
 local id, pid, ttype, score, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -56,6 +62,9 @@ if ARGV[9] ~= '' then
   entry.task_id = id
   entry.queue_position = position
   redis.call('SET', KEYS[2], cjson.encode(entry), 'EX', tonumber(ARGV[10]))
+  if string.sub(KEYS[2], 1, #prefix + 1) == prefix .. ':' then
+    redis.call('HSET', KEYS[1], 'idempotency_key', string.sub(KEYS[2], #prefix + 2))
+  end
 end
 redis.call('ZADD', k('tasks', 'by_project', pid), score, id)
 redis.call('ZADD', k('tasks', 'by_project', pid, 'type', ttype), score, id)
@@ -94,6 +103,9 @@ local below = string.format('(%.0f', (tonumber(ARGV[1]) + 1) * 4294967296)
 return wait + redis.call('ZCOUNT', KEYS[2], '-inf', below) + 1
 `;
 
+/** Each partition's sorted set of ended tasks, scored by end time (ms): retention reads it. */
+export const ENDED_TASKS_PARTS = ['ended_tasks'] as const;
+
 /**
  * Stream of webhook events written by a terminal move (the outbox, one per partition), relayed by
  * @app/webhooks. The move also publishes on a channel of the stream's name, so a relay reads it
@@ -108,11 +120,12 @@ export const WEBHOOK_OUTBOX_PARTS = ['webhooks', 'outbox'] as const;
  * keeps its project's counters, and on a terminal move of a task with a callback_url writes the
  * webhook event to the outbox stream and sets its `webhook` state to pending (in the same atomic
  * step, so no event is lost between the move and its delivery queue; the event snapshots the
- * outcome). The progress hash `pk` expires on a terminal status and is cleared when a run starts
- * or the task is queued again.
+ * outcome). A move into a terminal status adds the task to its partition's `ended_tasks` at
+ * `now_ms`; a move out of one (manual retry) takes it out. The progress hash `pk` expires on a
+ * terminal status and is cleared when a run starts or the task is queued again.
  */
 const APPLY_TRANSITION = `
-local function apply_transition(tk, pk, pid, ttype, score, from, to, now, flat, del)
+local function apply_transition(tk, pk, pid, ttype, score, from, to, now, flat, del, now_ms)
   redis.call('HSET', tk, unpack(flat))
   if #del > 0 then redis.call('HDEL', tk, unpack(del)) end
   local id = string.sub(tk, #k('tasks') + 2)
@@ -131,6 +144,11 @@ local function apply_transition(tk, pk, pid, ttype, score, from, to, now, flat, 
       redis.call('SADD', k('projects', 'active'), pid)
     end
     redis.call('HSET', proj, 'last_activity', now)
+    if terminal(to) then
+      redis.call('ZADD', k('ended_tasks'), now_ms, id)
+    elseif terminal(from) then
+      redis.call('ZREM', k('ended_tasks'), id)
+    end
   end
   if from ~= to and terminal(to) then
     local w = redis.call('HMGET', tk, 'callback_url', 'retries', 'result', 'error', 'completed_at')
@@ -158,7 +176,7 @@ end
  * One named move (task-moves.ts) of a task. KEYS: task hash, progress hash. ARGV: the
  * partition's key prefix, move name, allowed-from (comma list), to ('' = the status stays),
  * now_iso, required run id ('' = any), operation token, JSON object of fields to set, JSON array
- * of fields to delete.
+ * of fields to delete, now in ms (the end time a terminal move records).
  * Returns the status the task left; error replies NOT_FOUND, ILLEGAL <status>, STALE_RUN.
  * A second run with the token of the last move answers that move's result again.
  */
@@ -174,7 +192,8 @@ if run ~= '' and cur[5] ~= run then return redis.error_reply('STALE_RUN') end
 if to == '' then to = from end
 local flat = {'status', to, 'updated_at', now, 'last_op', op, 'last_op_from', from}
 for f, v in pairs(cjson.decode(ARGV[8])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
-apply_transition(KEYS[1], KEYS[2], pid, ttype, score, from, to, now, flat, cjson.decode(ARGV[9]))
+apply_transition(KEYS[1], KEYS[2], pid, ttype, score, from, to, now, flat, cjson.decode(ARGV[9]),
+  ARGV[10])
 return from
 `;
 
@@ -187,13 +206,14 @@ return from
  * more runs were lost than allowed the task is failed instead (`exhausted`).
  * KEYS: task hash, progress hash. ARGV: prefix, job id, now_iso, JSON object of further fields
  * to set, operation token (BullMQ's lock token of this fetch), comma list of run ids this
- * process lost, the most lost runs allowed. Returns {outcome, previous status, previous run id,
+ * process lost, the most lost runs allowed, now in ms. Returns {outcome, previous status, previous run id,
  * field, value, ...} where the fields are the whole record after the step (none when missing).
  * Outcomes: `missing` (no record), `superseded` (the record belongs to another job: a manual
  * retry made a new one), `illegal` (neither queued nor processing), `exhausted`, `started`.
  */
 export const CLAIM_RUN = `${COMMON}${APPLY_TRANSITION}
 local job, now, op, own_lost, max_lost = ARGV[2], ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local now_ms = ARGV[8]
 local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'task_type', 'created_ms', 'run_id',
   'job_id', 'attempts', 'last_op', 'last_op_from', 'lost_runs', 'run_seq', 'last_op_run')
 local from = cur[1]
@@ -222,7 +242,7 @@ else
     apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'failed', now,
       {'status', 'failed', 'updated_at', now, 'error', message, 'completed_at', now,
        'lost_runs', tostring(lost), 'last_op', op, 'last_op_from', from, 'last_op_run', prev_run},
-      {'run_id'})
+      {'run_id'}, now_ms)
   else
     if charged then attempts = attempts + 1 end
     local seq = (tonumber(cur[11]) or 0) + 1
@@ -230,7 +250,8 @@ else
       'run_id', job .. '#' .. seq, 'run_seq', tostring(seq), 'lost_runs', tostring(lost),
       'last_op', op, 'last_op_from', from, 'last_op_run', prev_run}
     for f, v in pairs(cjson.decode(ARGV[4])) do flat[#flat + 1] = f; flat[#flat + 1] = v end
-    apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'processing', now, flat, {})
+    apply_transition(KEYS[1], KEYS[2], cur[2], cur[3], cur[4], from, 'processing', now, flat, {},
+      now_ms)
     -- A takeover stays processing, so apply_transition kept the lost run's progress: clear it.
     if from == 'processing' then redis.call('DEL', KEYS[2]) end
   end
@@ -239,6 +260,73 @@ local out = {outcome, prev_from, prev_run}
 local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h do out[#out + 1] = h[i] end
 return out
+`;
+
+/**
+ * Task retention: removes one ended task whose end (its score in `ended_tasks`) is at or before
+ * the cutoff, with everything of it in its partition: the hash, the progress hash, its entries in
+ * every project index, its `ended_tasks` entry, its Idempotency-Key entry (named in the hash
+ * after the partition prefix, so in this slot; only while it still names this task), and one
+ * from its project's `task_count`.
+ * The status and the end are read again here, in the same step: a task a manual retry queued
+ * again, or that ended again since the sweeper read the index, stays.
+ * KEYS: task hash, progress hash. ARGV: prefix, cutoff ms. Returns {'removed', project_id, queue,
+ * job_id, result JSON} or {outcome}: `gone` (no record; a stale entry is dropped), `pending`
+ * (queued or processing; a stale entry is dropped), `young` (ended after the cutoff).
+ * Run twice, the second run finds it gone.
+ */
+export const SWEEP_TASK = `${COMMON}
+local id = string.sub(KEYS[1], #k('tasks') + 2)
+local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'task_type', 'queue', 'job_id',
+  'result', 'idempotency_key')
+local status, pid, ttype = cur[1], cur[2], cur[3]
+if not status then
+  redis.call('ZREM', k('ended_tasks'), id)
+  return {'gone'}
+end
+if not terminal(status) then
+  redis.call('ZREM', k('ended_tasks'), id)
+  return {'pending'}
+end
+local ended = redis.call('ZSCORE', k('ended_tasks'), id)
+if not ended or tonumber(ended) > tonumber(ARGV[2]) then return {'young'} end
+redis.call('ZREM', k('tasks', 'by_project', pid), id)
+redis.call('ZREM', k('tasks', 'by_project', pid, 'type', ttype), id)
+for _, s in ipairs({'queued', 'processing', 'completed', 'failed', 'cancelled'}) do
+  index_status(pid, ttype, s, id, 0, false)
+end
+if cur[7] then
+  local key = k(cur[7])
+  local ok, entry = pcall(cjson.decode, redis.call('GET', key) or '')
+  if ok and type(entry) == 'table' and entry.task_id == id then redis.call('DEL', key) end
+end
+local proj = k('projects', pid)
+if (tonumber(redis.call('HGET', proj, 'task_count')) or 0) > 0 then
+  redis.call('HINCRBY', proj, 'task_count', -1)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', k('ended_tasks'), id)
+return {'removed', pid, cur[4] or '', cur[5] or '', cur[6] or ''}
+`;
+
+/**
+ * Media retention of one ended task: while it is still ended, ended at or before the cutoff, and
+ * has a result whose output is not yet marked deleted, marks it (`media_deleted_at`, which makes
+ * `result.media_url` null) before the caller deletes the object, so that a record never points
+ * at deleted media unmarked. KEYS: task hash. ARGV: prefix, cutoff ms, now_iso. Returns
+ * {'expired', project_id, result JSON} or {outcome}: `gone`, `pending`, `young`, `none` (no
+ * output, or already marked).
+ */
+export const EXPIRE_MEDIA = `${COMMON}
+local id = string.sub(KEYS[1], #k('tasks') + 2)
+local cur = redis.call('HMGET', KEYS[1], 'status', 'project_id', 'result', 'media_deleted_at')
+if not cur[1] then return {'gone'} end
+if not terminal(cur[1]) then return {'pending'} end
+local ended = redis.call('ZSCORE', k('ended_tasks'), id)
+if not ended or tonumber(ended) > tonumber(ARGV[2]) then return {'young'} end
+if not cur[3] or cur[3] == '' or cur[4] then return {'none'} end
+redis.call('HSET', KEYS[1], 'media_deleted_at', ARGV[3])
+return {'expired', cur[2], cur[3]}
 `;
 
 /**

@@ -19,8 +19,14 @@ export class SubmitTaskResponseDto {
 }
 
 export class TaskResultDto {
-  @ApiProperty({ description: 'Where the output can be downloaded (signed, expires)' })
-  media_url!: string;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description:
+      'Where the output can be downloaded (signed, expires); null once media retention ' +
+      '(MEDIA_RETENTION_DAYS) deleted it',
+  })
+  media_url!: string | null;
   @ApiProperty({ nullable: true, type: String }) payload_media_id!: string | null;
   @ApiProperty({
     type: 'object',
@@ -34,6 +40,12 @@ export class TaskResultDto {
     },
   })
   metadata!: Record<string, unknown>;
+  @ApiProperty({
+    required: false,
+    format: 'date-time',
+    description: 'When media retention deleted the output (absent while it is kept)',
+  })
+  media_deleted_at?: string;
 }
 
 export class TaskWebhookDto {
