@@ -7,7 +7,6 @@ import {
 } from '@nestjs/common';
 import { AppConfig } from '@app/config';
 import {
-  isRedisUnavailableError,
   PARTITION_COUNT,
   partitionPrefix,
   projectPartitionPrefix,
@@ -19,7 +18,7 @@ import { TaskQueueService } from '../queue/task-queue.service';
 import type { QueueName, TaskPriority } from '../queues';
 import { TaskRepository } from '../records/task.repository';
 import { TaskStateMachine, TransitionError } from '../records/task-state.machine';
-import { takeLead } from './leader-lock';
+import { PeriodicPass, takeLead } from './leader-lock';
 
 /** Job states in which the job will still run (or is running) the task. */
 const LIVE_JOB_STATES = new Set([
@@ -65,8 +64,7 @@ interface RecordState {
 @Injectable()
 export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(TaskReconciler.name);
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private readonly passes = new PeriodicPass(this.logger, () => this.pass());
   /** Where the walk of each project's index stopped (created_ms score). */
   private readonly cursors = new Map<string, number>();
   /** Where the walk of the partitions' active-project sets stopped. */
@@ -84,20 +82,11 @@ export class TaskReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   onApplicationBootstrap(): void {
     const { intervalMs } = this.config.tasks.reconcile;
     if (intervalMs <= 0) return;
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.pass()
-        .catch((err: Error) => {
-          if (!isRedisUnavailableError(err)) this.logger.warn(`pass failed: ${err.message}`);
-        })
-        .finally(() => (this.running = undefined));
-    }, intervalMs);
-    this.timer.unref();
+    this.passes.start(intervalMs);
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    await this.passes.stop();
   }
 
   private key(...parts: string[]): string {

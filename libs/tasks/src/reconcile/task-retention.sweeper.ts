@@ -8,7 +8,6 @@ import {
 import { AppConfig } from '@app/config';
 import { isKeyInProject } from '@app/projects';
 import {
-  isRedisUnavailableError,
   PARTITION_COUNT,
   partitionPrefix,
   REDIS_CLIENT,
@@ -20,7 +19,7 @@ import { TaskQueueService } from '../queue/task-queue.service';
 import { ALL_QUEUES } from '../queues';
 import type { TaskResultRecord } from '../records/task.record';
 import { TaskRepository, type EndedTask } from '../records/task.repository';
-import { takeLead } from './leader-lock';
+import { PeriodicPass, takeLead } from './leader-lock';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -66,8 +65,7 @@ interface MediaCursor {
 @Injectable()
 export class TaskRetentionSweeper implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(TaskRetentionSweeper.name);
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private readonly passes = new PeriodicPass(this.logger, () => this.pass());
   /** The partitions the record and media walks resume at. */
   private recordPartition = 0;
   private mediaPartition = 0;
@@ -92,20 +90,11 @@ export class TaskRetentionSweeper implements OnApplicationBootstrap, OnModuleDes
     this.logger.log(
       `retention: ${taskDays === null ? 'records kept' : `records removed ${taskDays} days after their end`}, ${media}`,
     );
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.pass()
-        .catch((err: Error) => {
-          if (!isRedisUnavailableError(err)) this.logger.warn(`pass failed: ${err.message}`);
-        })
-        .finally(() => (this.running = undefined));
-    }, intervalMs);
-    this.timer.unref();
+    this.passes.start(intervalMs);
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    await this.passes.stop();
   }
 
   /** One pass at `now` (ms; exposed for tests and operators, who may set the clock). */
